@@ -1,0 +1,5 @@
+"""`python -m bullpen` runs the CLI."""
+
+from bullpen.cli import main
+
+main()

@@ -1,0 +1,22 @@
+"""The `bullpen` command line (Typer): one module per group of commands."""
+
+from __future__ import annotations
+
+import typer
+
+from bullpen.cli import jobs, schedules, worker
+
+app = typer.Typer(
+    name="bullpen",
+    help="Background jobs, cron schedules and export files on a BullMQ queue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+worker.register(app)
+jobs.register(app)
+schedules.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,66 @@
+"""Shared CLI plumbing: settings with exit code 2 on bad config, async running, JSON output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import typer
+
+from bullpen import logs
+from bullpen.adapter import QueueClient
+from bullpen.connection import client_for
+from bullpen.errors import BullpenError, SettingsError
+from bullpen.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    """Settings, or exit 2 with every bad variable listed."""
+    try:
+        loaded = load_settings()
+    except SettingsError as exc:
+        fail(str(exc), 2)
+    logs.configure(loaded.log_level, loaded.log_format)
+    return loaded
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine; a BullpenError becomes `error: …` and exit 1 (2 for settings)."""
+    try:
+        return asyncio.run(_await(coro))
+    except SettingsError as exc:
+        fail(str(exc), 2)
+    except BullpenError as exc:
+        fail(str(exc), 1)
+
+
+async def _await(coro: Awaitable[T]) -> T:
+    return await coro
+
+
+def with_client(loaded: Settings, action: Callable[[QueueClient], Awaitable[T]]) -> T:
+    """Run `action` with a queue client that is closed afterwards."""
+
+    async def go() -> T:
+        client = client_for(loaded)
+        try:
+            return await action(client)
+        finally:
+            await client.close()
+
+    return run(go())
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write("\n")

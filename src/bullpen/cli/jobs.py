@@ -1,0 +1,106 @@
+"""`bullpen enqueue`, `bullpen jobs`, `bullpen job ID`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+from bullpen.adapter import JOB_STATES, QueueClient
+from bullpen.cli.common import fail, print_json, settings, with_client
+from bullpen.errors import BullpenError, JobNotFoundError
+from bullpen.producer import enqueue, parse_json_data
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("enqueue")
+    def enqueue_command(
+        task: str = typer.Argument(..., help="Registered task name, e.g. health.check"),
+        data: str = typer.Option("{}", "--data", help="Job data as JSON."),
+        delay_ms: int = typer.Option(0, "--delay", min=0, help="Delay in milliseconds."),
+        job_id: str | None = typer.Option(None, "--job-id", help="Custom id (dedupes)."),
+        attempts: int | None = typer.Option(None, "--attempts", min=1),
+    ) -> None:
+        """Add a one-off job to the queue and print its id."""
+        from bullpen.registry import load_registry
+        from bullpen.worker import job_options
+
+        loaded = settings()
+        sys.path.insert(0, os.getcwd())
+        try:
+            registry = load_registry(loaded.bullpen_app)
+            payload = parse_json_data(data)
+        except BullpenError as exc:
+            fail(str(exc), 2)
+        options = dataclasses.replace(
+            job_options(loaded), delay_ms=delay_ms, job_id=job_id,
+            attempts=attempts or loaded.worker_default_attempts,
+        )
+
+        async def go(client: QueueClient) -> str:
+            return await enqueue(client, registry, task, payload, options,
+                                 loaded.job_max_data_bytes)
+
+        typer.echo(with_client(loaded, go))
+
+    @app.command("jobs")
+    def jobs_command(
+        state: str = typer.Option("waiting", "--state", help=f"One of: {', '.join(JOB_STATES)}"),
+        limit: int = typer.Option(20, "--limit", min=1),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """List jobs in one state, with counts for every state."""
+        if state not in JOB_STATES:
+            fail(f"--state {state!r} is not a job state (expected one of {', '.join(JOB_STATES)})",
+                 2)
+        loaded = settings()
+
+        async def go(client: QueueClient) -> tuple[dict[str, int], list[Any]]:
+            return await client.get_counts(), await client.get_jobs(state, 0, limit - 1)
+
+        counts, records = with_client(loaded, go)
+        if as_json:
+            print_json({"counts": counts, "jobs": [dataclasses.asdict(r) for r in records]})
+            return
+        typer.echo("  ".join(f"{name}={count}" for name, count in counts.items()))
+        for record in records:
+            typer.echo(f"{record.id:<40} {record.name:<24} attempts={record.attempts_made}"
+                       f"/{record.attempts_allowed} created={_when(record.timestamp_ms)}")
+
+    @app.command("job")
+    def job_command(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+        """Show one job: state, data, result or failure, attempts, duration, logs."""
+        loaded = settings()
+
+        async def go(client: QueueClient) -> tuple[Any, list[str]]:
+            record = await client.get_job(job_id)
+            if record is None:
+                raise JobNotFoundError(f"no job {job_id!r} in queue {client.name!r}")
+            return record, await client.get_logs(job_id)
+
+        record, lines = with_client(loaded, go)
+        details = dataclasses.asdict(record) | {"duration_ms": record.duration_ms, "logs": lines}
+        if as_json:
+            print_json(details)
+            return
+        for key in ("id", "name", "state", "attempts_made", "attempts_allowed", "duration_ms"):
+            typer.echo(f"{key:>16}: {details[key]}")
+        for key in ("timestamp_ms", "processed_on_ms", "finished_on_ms"):
+            typer.echo(f"{key.removesuffix('_ms'):>16}: {_when(details[key])}")
+        typer.echo(f"{'data':>16}: {details['data']!r}")
+        if record.failed_reason:
+            typer.echo(f"{'failed_reason':>16}: {record.failed_reason}")
+        else:
+            typer.echo(f"{'return_value':>16}: {record.return_value!r}")
+        for line in lines:
+            typer.echo(f"{'log':>16}: {line}")

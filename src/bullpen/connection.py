@@ -1,0 +1,60 @@
+"""Which Redis bullpen talks to (configured URL or the embedded server), and waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit, urlunsplit
+
+from bullpen import logs
+from bullpen.adapter import QueueClient
+from bullpen.settings import Settings
+
+log = logs.get("worker")
+
+
+def resolve_url(settings: Settings) -> str:
+    """WORKER_REDIS_URL when set; otherwise the embedded server's address (started if needed)."""
+    if settings.worker_redis_url:
+        return settings.worker_redis_url
+    from bullpen.embedded import ensure_server
+
+    return ensure_server(settings.bullpen_var_dir)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, safe to log or show."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def client_for(settings: Settings, url: str | None = None) -> QueueClient:
+    return QueueClient(url or resolve_url(settings), settings.worker_default_queue,
+                       settings.worker_prefix)
+
+
+async def wait_for_redis(client: QueueClient, url: str, stop: asyncio.Event | None = None,
+                         max_delay_s: float = 10.0) -> bool:
+    """Ping until Redis answers, backing off and logging; False if `stop` was set first."""
+    delay = 0.5
+    while True:
+        try:
+            await client.ping()
+            return True
+        except Exception as exc:
+            log.warning("Redis at %s is unreachable (%s); retrying in %.1f s",
+                        redact(url), type(exc).__name__, delay)
+        if stop is not None:
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return False
+            except TimeoutError:
+                pass
+        else:
+            await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay_s)

@@ -1,0 +1,57 @@
+"""Runs each job's handler by task name: coroutines on the loop, plain functions in threads."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bullpen import logs
+from bullpen.adapter import ActiveJob
+from bullpen.context import JobContext
+from bullpen.errors import UnknownTaskError
+from bullpen.registry import Registry
+from bullpen.settings import Settings
+
+log = logs.get("worker")
+
+
+class Dispatcher:
+    """The worker's processor: look up the task, build its context, run it, log the outcome."""
+
+    def __init__(self, registry: Registry, settings: Settings, redis: Any, threads: int) -> None:
+        self._registry = registry
+        self._settings = settings
+        self._redis = redis
+        # One thread per concurrent job, so `def` handlers never queue behind each other.
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bullpen-job")
+        self.worker_id = ""
+
+    async def __call__(self, active: ActiveJob) -> Any:
+        job = active.record
+        log.info("Processing job %s of type %s", job.display_name, job.name)
+        task = self._registry.get(job.name)
+        if task is None:
+            raise UnknownTaskError(job.name, self._registry.names())
+        loop = asyncio.get_running_loop()
+        ctx = JobContext(job, self.worker_id, self._settings, self._redis, active, loop)
+        started = time.perf_counter()
+        try:
+            args = task.arguments(job.data, ctx)
+            if task.is_async:
+                result = await task.handler(*args)
+            else:
+                result = await loop.run_in_executor(self._executor, task.handler, *args)
+        except Exception as exc:
+            log.warning("Job %s of type %s failed (attempt %d of %d): %s", job.display_name,
+                        job.name, job.attempts_made + 1, job.attempts_allowed, exc)
+            raise
+        finally:
+            await ctx.flush()
+        log.debug("Job %s of type %s completed in %.0f ms", job.display_name, job.name,
+                  (time.perf_counter() - started) * 1000)
+        return result
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

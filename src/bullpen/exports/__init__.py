@@ -1,0 +1,1 @@
+"""Export files: writing them, signed download tokens, and deleting expired ones."""

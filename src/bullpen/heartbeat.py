@@ -1,0 +1,61 @@
+"""Worker heartbeats in Redis: who is alive, with what concurrency and which jobs in hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bullpen import __version__
+from bullpen.adapter import QueueClient
+
+INDEX_KEY = "bullpen:workers"
+
+
+@dataclass(slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    version: str
+    concurrency: int
+    started_at: float
+    last_seen: float
+    active_jobs: list[str]
+
+    @property
+    def age_s(self) -> float:
+        return time.time() - self.last_seen
+
+
+def _key(client: QueueClient, worker_id: str) -> str:
+    return client.key(f"bullpen:worker:{worker_id}")
+
+
+async def beat(client: QueueClient, worker_id: str, concurrency: int, started_at: float,
+               active_jobs: list[str], ttl_s: float) -> None:
+    now = time.time()
+    info = WorkerInfo(worker_id, socket.gethostname(), os.getpid(), __version__, concurrency,
+                      started_at, now, active_jobs)
+    pipe = client.redis.pipeline(transaction=False)
+    pipe.set(_key(client, worker_id), json.dumps(asdict(info)), px=int(ttl_s * 1000))
+    pipe.zadd(client.key(INDEX_KEY), {worker_id: now})
+    pipe.zremrangebyscore(client.key(INDEX_KEY), 0, now - 24 * 3600)
+    await pipe.execute()
+
+
+async def forget(client: QueueClient, worker_id: str) -> None:
+    await client.redis.delete(_key(client, worker_id))
+    await client.redis.zrem(client.key(INDEX_KEY), worker_id)
+
+
+async def alive_workers(client: QueueClient) -> list[WorkerInfo]:
+    """Workers whose heartbeat has not expired, newest first."""
+    ids: list[str] = await client.redis.zrevrange(client.key(INDEX_KEY), 0, 999)
+    if not ids:
+        return []
+    raw: list[Any] = await client.redis.mget([_key(client, worker_id) for worker_id in ids])
+    return [WorkerInfo(**json.loads(item)) for item in raw if item]

@@ -1,0 +1,10 @@
+"""bullpen's own task handlers (the seed's `taskHandlers`); apps add theirs in `<app>.tasks`."""
+
+from bullpen.registry import Handler
+from bullpen.tasks.cleanup_exports import cleanup_exports
+from bullpen.tasks.health import health_check
+
+task_handlers: dict[str, Handler] = {
+    "exports.cleanup": cleanup_exports,
+    "health.check": health_check,
+}

@@ -1,0 +1,144 @@
+"""`bullpen worker`: start-up, schedule registration, heartbeats, graceful shutdown on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+
+from bullpen import heartbeat, logs
+from bullpen.adapter import JobOptions, QueueClient, QueueWorker, WorkerOptions
+from bullpen.connection import redact, wait_for_redis
+from bullpen.dispatch import Dispatcher
+from bullpen.reconcile import log_result, reconcile
+from bullpen.registry import Registry
+from bullpen.schedule import ScheduledJob
+from bullpen.settings import Settings
+
+log = logs.get("worker")
+
+
+def job_options(settings: Settings) -> JobOptions:
+    """Defaults for every job bullpen enqueues or schedules."""
+    return JobOptions(
+        attempts=settings.worker_default_attempts,
+        backoff_type=settings.worker_backoff_type,
+        backoff_delay_ms=settings.worker_backoff_delay_ms,
+        keep_completed=settings.worker_keep_completed,
+        keep_failed=settings.worker_keep_failed,
+    )
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        concurrency=settings.worker_concurrency,
+        limiter_max=settings.worker_limiter_max,
+        limiter_duration_ms=settings.worker_limiter_duration,
+        lock_duration_ms=settings.worker_lock_duration_ms,
+        stalled_interval_ms=settings.worker_stalled_interval_ms,
+        max_stalled_count=settings.worker_max_stalled_count,
+    )
+
+
+class WorkerService:
+    """One worker process: consumes the queue until SIGTERM/SIGINT, then drains."""
+
+    def __init__(self, settings: Settings, registry: Registry, schedules: list[ScheduledJob],
+                 url: str, embedded: bool = False) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.schedules = schedules
+        self.url = url
+        self.embedded = embedded
+        self.stop = asyncio.Event()
+        self._signals = 0
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("Second %s: exiting now; active jobs will be recovered by the stalled "
+                        "check", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(1)
+        log.info("%s received: no new jobs; finishing active ones (up to %.0f s)",
+                 signal.Signals(signum).name, self.settings.worker_shutdown_timeout_s)
+        self.stop.set()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+
+    async def run(self) -> int:
+        self._install_signals()
+        settings = self.settings
+        client = QueueClient(self.url, settings.worker_default_queue, settings.worker_prefix)
+        where = " (embedded server: for one machine only)" if self.embedded else ""
+        log.info("Using Redis at %s%s", redact(self.url), where)
+        if not await wait_for_redis(client, self.url, self.stop):
+            await client.close()
+            return 0
+        dispatcher = Dispatcher(self.registry, settings, client.redis, settings.worker_concurrency)
+        worker = QueueWorker(self.url, settings.worker_default_queue, settings.worker_prefix,
+                             worker_options(settings), dispatcher)
+        worker.start(on_error=lambda exc: log.warning("Worker error: %s: %s",
+                                                      type(exc).__name__, exc))
+        dispatcher.worker_id = worker.worker_id
+        log.info("Worker started and ready to process jobs from queue: %s",
+                 settings.worker_default_queue)
+        beats = asyncio.create_task(self._heartbeats(client, worker))
+        await self._register_schedules(client)
+        await self.stop.wait()
+        finished = await worker.close(settings.worker_shutdown_timeout_s)
+        beats.cancel()
+        with contextlib.suppress(Exception):
+            await heartbeat.forget(client, worker.worker_id)
+        await client.close()
+        dispatcher.shutdown()
+        if not finished:
+            log.warning("Shutdown timeout reached: unfinished jobs stay locked until their lock "
+                        "expires, then another worker runs them again")
+            logging.shutdown()
+            os._exit(0)  # a `def` handler's thread cannot be interrupted; do not wait for it
+        log.info("Worker stopped")
+        return 0
+
+    async def _register_schedules(self, client: QueueClient) -> None:
+        log.info("Initializing scheduled jobs...")
+        while not self.stop.is_set():
+            try:
+                result = await reconcile(client, self.schedules, job_options(self.settings))
+            except Exception as exc:
+                log.warning("Could not register scheduled jobs (%s: %s); retrying in 2 s",
+                            type(exc).__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), 2)
+                continue
+            log_result(result, self.schedules)
+            return
+
+    async def _heartbeats(self, client: QueueClient, worker: QueueWorker) -> None:
+        interval = self.settings.worker_heartbeat_interval_s
+        started = time.time()
+        while True:
+            try:
+                await heartbeat.beat(client, worker.worker_id, self.settings.worker_concurrency,
+                                     started, worker.active_job_ids, ttl_s=interval * 3)
+            except Exception as exc:
+                log.debug("Heartbeat failed: %s", exc)
+            await asyncio.sleep(interval)
+
+
+def run_worker(settings: Settings, registry: Registry, schedules: list[ScheduledJob], url: str,
+               embedded: bool) -> int:
+    """Run one worker process on uvloop (where available) until it is signalled to stop."""
+    service = WorkerService(settings, registry, schedules, url, embedded)
+    try:
+        import uvloop
+
+        return uvloop.run(service.run())
+    except ImportError:
+        return asyncio.run(service.run())

@@ -1,0 +1,83 @@
+"""Helpers for tests that run real `bullpen` processes through the installed entry point."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BULLPEN = shutil.which("bullpen") or str(Path(sys.executable).parent / "bullpen")
+
+
+class Proc:
+    """A `bullpen …` subprocess whose combined output is collected line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: str | None = None) -> None:
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.popen = subprocess.Popen(
+            [BULLPEN, *args], env=full_env, cwd=cwd, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            if self.popen.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} not seen in output:\n{self.output}")
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.popen.send_signal(signum)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(5)
+
+    def wait(self, timeout: float = 20) -> int:
+        code = self.popen.wait(timeout)
+        self._reader.join(2)
+        return code
+
+
+def start_worker(env: dict[str, str], *extra: str) -> Proc:
+    proc = Proc(["worker", *extra], env)
+    proc.wait_for("Worker started and ready to process jobs")
+    return proc
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 30
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BULLPEN, *args], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
