@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from bullpen.context import JobContext  # noqa: E402
-from bullpen.errors import BullpenError, UnrecoverableJobError  # noqa: E402
-from bullpen.schedule import ScheduledJob  # noqa: E402
+from bullpen.context import JobContext
+from bullpen.errors import BullpenError, UnrecoverableJobError
+from bullpen.schedule import ScheduledJob
 
 __all__ = ["BullpenError", "JobContext", "ScheduledJob", "UnrecoverableJobError", "__version__"]

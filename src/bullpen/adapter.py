@@ -203,6 +203,11 @@ def _repeat_strategy(millis: int, opts: dict[str, Any]) -> int | None:
 class _PortWorker(bullmq.Worker):  # type: ignore[misc]
     """The port's worker with its limiter, timeout and cron gaps closed."""
 
+    _job_scheduler: JobScheduler | None
+    limitUntil: int  # noqa: N815 - port's name
+    closing: bool
+    paused: bool
+
     @property
     def jobScheduler(self) -> JobScheduler:  # noqa: N802 - port's name
         if self._job_scheduler is None:

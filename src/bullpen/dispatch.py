@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bullpen import logs
-from bullpen.adapter import ActiveJob
+from bullpen.adapter import ActiveJob, now_ms
 from bullpen.context import JobContext
 from bullpen.errors import UnknownTaskError
 from bullpen.registry import Registry
 from bullpen.settings import Settings
+from bullpen.stats import TaskStats
 
 log = logs.get("worker")
 
@@ -27,6 +28,7 @@ class Dispatcher:
         # One thread per concurrent job, so `def` handlers never queue behind each other.
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bullpen-job")
         self.worker_id = ""
+        self.stats = TaskStats()
 
     async def __call__(self, active: ActiveJob) -> Any:
         job = active.record
@@ -36,21 +38,22 @@ class Dispatcher:
             raise UnknownTaskError(job.name, self._registry.names())
         loop = asyncio.get_running_loop()
         ctx = JobContext(job, self.worker_id, self._settings, self._redis, active, loop)
-        started = time.perf_counter()
+        started_ms, started = now_ms(), time.perf_counter()
+        ok = False
         try:
             args = task.arguments(job.data, ctx)
             if task.is_async:
                 result = await task.handler(*args)
             else:
                 result = await loop.run_in_executor(self._executor, task.handler, *args)
+            ok = True
         except Exception as exc:
             log.warning("Job %s of type %s failed (attempt %d of %d): %s", job.display_name,
                         job.name, job.attempts_made + 1, job.attempts_allowed, exc)
             raise
         finally:
             await ctx.flush()
-        log.debug("Job %s of type %s completed in %.0f ms", job.display_name, job.name,
-                  (time.perf_counter() - started) * 1000)
+            self.stats.record(job, started_ms, time.perf_counter() - started, ok)
         return result
 
     def shutdown(self) -> None:

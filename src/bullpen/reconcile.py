@@ -1,4 +1,4 @@
-"""Brings BullMQ's job schedulers in line with the declared schedules, touching only bullpen's own."""
+"""Brings BullMQ's job schedulers in line with the declared schedules; touches only its own."""
 
 from __future__ import annotations
 

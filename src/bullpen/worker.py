@@ -89,11 +89,13 @@ class WorkerService:
         dispatcher.worker_id = worker.worker_id
         log.info("Worker started and ready to process jobs from queue: %s",
                  settings.worker_default_queue)
-        beats = asyncio.create_task(self._heartbeats(client, worker))
+        beats = asyncio.create_task(self._heartbeats(client, worker, dispatcher))
         await self._register_schedules(client)
         await self.stop.wait()
         finished = await worker.close(settings.worker_shutdown_timeout_s)
         beats.cancel()
+        with contextlib.suppress(Exception):
+            await dispatcher.stats.flush(client)
         with contextlib.suppress(Exception):
             await heartbeat.forget(client, worker.worker_id)
         await client.close()
@@ -120,13 +122,15 @@ class WorkerService:
             log_result(result, self.schedules)
             return
 
-    async def _heartbeats(self, client: QueueClient, worker: QueueWorker) -> None:
+    async def _heartbeats(self, client: QueueClient, worker: QueueWorker,
+                          dispatcher: Dispatcher) -> None:
         interval = self.settings.worker_heartbeat_interval_s
         started = time.time()
         while True:
             try:
                 await heartbeat.beat(client, worker.worker_id, self.settings.worker_concurrency,
                                      started, worker.active_job_ids, ttl_s=interval * 3)
+                await dispatcher.stats.flush(client)
             except Exception as exc:
                 log.debug("Heartbeat failed: %s", exc)
             await asyncio.sleep(interval)
