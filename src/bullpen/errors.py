@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class BullpenError(Exception):
     """Base class: a message meant for the person running bullpen."""
@@ -55,6 +57,43 @@ class ExportError(BullpenError):
 
 class CleanupLockedError(ExportError):
     """Another cleanup holds the cluster-wide cleanup lock."""
+
+
+class ExportDirectoryError(ExportError):
+    """The export directory is missing, a symlink, or not a directory."""
+
+
+class ExportNotFoundError(ExportError):
+    """No export with this id exists (never created, expired and deleted, or removed)."""
+
+    def __init__(self, export_id: str, detail: str = "") -> None:
+        self.export_id = export_id
+        super().__init__(f"export {export_id!r} does not exist{detail}")
+
+
+class ExporterError(ExportError):
+    """An exporter name is unknown or its params are invalid."""
+
+
+class TokenError(ExportError):
+    """A download token cannot be accepted."""
+
+
+class TokenExpiredError(TokenError):
+    """The token was genuine but its expiry has passed; `expired_at` says when (UTC)."""
+
+    def __init__(self, expired_at: datetime) -> None:
+        self.expired_at = expired_at
+        super().__init__(f"download token expired at {expired_at.isoformat()}; "
+                         "ask for a fresh download link")
+
+
+class TokenInvalidError(TokenError):
+    """The token is forged, damaged, or meant for something else; `reason` says which."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"download token rejected: {reason}")
 
 
 class UnrecoverableJobError(BullpenError):

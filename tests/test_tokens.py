@@ -1,0 +1,193 @@
+"""Download tokens: the token table, secret checks, rotation, and the cap at deletion time."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from pydantic import SecretStr
+
+from bullpen.errors import (
+    ExportNotFoundError,
+    SecretError,
+    TokenExpiredError,
+    TokenInvalidError,
+)
+from bullpen.exports.service import ExportService
+from bullpen.exports.tokens import TokenSigner, load_secrets, parse_secrets
+from bullpen.settings import Settings
+
+NEW = "new-secret-" + "n" * 40
+OLD = "old-secret-" + "o" * 40
+OTHER = "other-secret-" + "x" * 40
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+EXPORT_ID = "1740830400000-0123456789abcdef"
+
+
+def _sign(secrets: list[str], at: datetime, expires_in: timedelta = timedelta(minutes=15),
+          purpose: str = "export-download") -> str:
+    with time_machine.travel(at, tick=False):
+        return TokenSigner(secrets).sign(EXPORT_ID, at + expires_in, purpose)
+
+
+def _flip_last_char(token: str) -> str:
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
+
+
+def _tamper_payload(token: str) -> str:
+    payload, rest = token.split(".", 1)
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["e"] = "1740830400000-ffffffffffffffff"
+    forged = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    return forged.decode().rstrip("=") + "." + rest
+
+
+VALID = _sign([NEW], NOW)
+TABLE = [
+    # (case, token, verifying secrets, expected error or None, reason fragment)
+    ("valid", VALID, [NEW], None, ""),
+    ("expired", _sign([NEW], NOW - timedelta(minutes=20)), [NEW], TokenExpiredError, ""),
+    ("tampered signature", _flip_last_char(VALID), [NEW], TokenInvalidError, "bad signature"),
+    ("tampered payload", _tamper_payload(VALID), [NEW], TokenInvalidError, "bad signature"),
+    ("wrong secret", VALID, [OTHER], TokenInvalidError, "bad signature"),
+    ("rotated secret", _sign([OLD], NOW), [NEW, OLD], None, ""),
+    ("future timestamp", _sign([NEW], NOW + timedelta(hours=1)), [NEW], TokenInvalidError,
+     "issued in the future"),
+    ("wrong purpose", _sign([NEW], NOW, purpose="password-reset"), [NEW], TokenInvalidError,
+     "wrong purpose"),
+    ("garbage", "not a token at all", [NEW], TokenInvalidError, "bad signature"),
+    ("garbage with dots", "a.b.c", [NEW], TokenInvalidError, "bad signature"),
+    ("empty", "", [NEW], TokenInvalidError, "empty token"),
+]
+
+
+@pytest.mark.parametrize(("case", "token", "secrets", "error", "reason"), TABLE,
+                         ids=[row[0] for row in TABLE])
+def test_token_table(case: str, token: str, secrets: list[str], error: type[Exception] | None,
+                     reason: str) -> None:
+    signer = TokenSigner(secrets)
+    with time_machine.travel(NOW, tick=False):
+        if error is None:
+            claims = signer.decode(token)
+            assert claims.export_id == EXPORT_ID
+            assert claims.expires_at == NOW + timedelta(minutes=15)
+            return
+        with pytest.raises(error) as caught:
+            signer.decode(token)
+    if isinstance(caught.value, TokenInvalidError):
+        assert reason in caught.value.reason
+    if isinstance(caught.value, TokenExpiredError):
+        assert caught.value.expired_at == NOW - timedelta(minutes=5)
+
+
+def test_expiry_is_exact_to_the_second() -> None:
+    token = _sign([NEW], NOW)
+    signer = TokenSigner([NEW])
+    with time_machine.travel(NOW + timedelta(minutes=15, seconds=-1), tick=False):
+        signer.decode(token)
+    with time_machine.travel(NOW + timedelta(minutes=15), tick=False), \
+            pytest.raises(TokenExpiredError):
+        signer.decode(token)
+
+
+def test_newest_secret_signs_and_old_one_alone_rejects_it() -> None:
+    token = _sign([NEW, OLD], NOW)
+    with time_machine.travel(NOW, tick=False):
+        TokenSigner([NEW]).decode(token)
+        with pytest.raises(TokenInvalidError):
+            TokenSigner([OLD]).decode(token)
+
+
+def test_token_carries_only_id_purpose_and_expiry() -> None:
+    payload = VALID.split(".", 1)[0]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims == {"e": EXPORT_ID, "p": "export-download",
+                      "x": int((NOW + timedelta(minutes=15)).timestamp())}
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("", "is empty"),
+    ("   ", "is empty"),
+    ("your-secret-here", "placeholder"),
+    ("sh0rt-s3cr3t", "12 bytes, shorter than the 32"),
+    (f"{NEW},t1ny9", "entry 2/2 is 5 bytes"),
+    (f"{NEW},", "entry 2/2 is empty"),
+])
+def test_weak_secrets_are_refused_without_showing_them(raw: str, message: str) -> None:
+    with pytest.raises(SecretError) as caught:
+        parse_secrets(raw)
+    assert message in str(caught.value)
+    for part in raw.split(","):
+        if len(part.strip()) > 4:
+            assert part.strip() not in str(caught.value).replace("your-secret-here", "")
+
+
+def test_several_secrets_newest_first() -> None:
+    assert parse_secrets(f" {NEW} , {OLD} ") == [NEW, OLD]
+
+
+def test_service_refuses_to_start_without_a_secret(settings: Settings) -> None:
+    weak = settings.model_copy(update={"export_token_secret": SecretStr("your-secret-here")})
+    with pytest.raises(SecretError, match="placeholder"):
+        ExportService(weak)
+
+
+def test_development_mode_generates_and_persists_a_secret(
+        settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    dev = settings.model_copy(update={"export_token_secret": SecretStr(""),
+                                      "bullpen_env": "development",
+                                      "bullpen_var_dir": tmp_path / "devvar"})
+    first = load_secrets(dev)
+    assert "DEVELOPMENT MODE" in caplog.text
+    assert first[0] not in caplog.text
+    secret_file = tmp_path / "devvar" / "export-token-secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert load_secrets(dev) == first  # a second process shares the same secret
+    assert len(first[0].encode()) >= 32
+
+
+def test_production_mode_never_generates(settings: Settings, tmp_path: Path) -> None:
+    prod = settings.model_copy(update={"export_token_secret": SecretStr(""),
+                                       "bullpen_var_dir": tmp_path / "prodvar"})
+    with pytest.raises(SecretError):
+        load_secrets(prod)
+    assert not (tmp_path / "prodvar").exists()
+
+
+def test_token_never_outlives_the_file(settings: Settings) -> None:
+    service = ExportService(settings)
+    created = NOW - timedelta(hours=23, minutes=50)
+    with time_machine.travel(created, tick=False):
+        export, _ = service.create("old.txt", b"x")
+    with time_machine.travel(NOW, tick=False):
+        issued = service.issue_token(export)
+        assert issued.expires_at == created + timedelta(hours=24)  # not NOW + 15 min
+        assert service.verify(issued.token).id == export.id
+    with time_machine.travel(created + timedelta(hours=24), tick=False), \
+            pytest.raises(TokenExpiredError):
+        service.verify(issued.token)
+
+
+def test_verify_reports_a_deleted_export(settings: Settings) -> None:
+    service = ExportService(settings)
+    export, token = service.create("gone.txt", b"bye")
+    assert service.verify(token).id == export.id
+    assert service.delete(export.id)
+    with pytest.raises(ExportNotFoundError, match=export.id):
+        service.verify(token)
+
+
+def test_verify_with_rotated_settings(settings: Settings) -> None:
+    old_service = ExportService(
+        settings.model_copy(update={"export_token_secret": SecretStr(OLD)}))
+    export, token = old_service.create("r.txt", b"r")
+    rotated = ExportService(
+        settings.model_copy(update={"export_token_secret": SecretStr(f"{NEW},{OLD}")}))
+    assert rotated.verify(token).id == export.id
+    fresh = rotated.issue_token(export).token
+    with pytest.raises(TokenInvalidError):
+        old_service.verify(fresh)
