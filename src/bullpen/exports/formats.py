@@ -1,0 +1,131 @@
+"""Row formats for exports (CSV, JSON Lines), encoded batch by batch in constant memory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from bullpen.errors import ExportError
+
+Row = Mapping[str, Any]
+# Spreadsheet apps run cells starting with these as formulas (CSV injection); such text
+# cells get a leading apostrophe, which the apps show as plain text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class RowEncoder(Protocol):
+    """Turns batches of rows into bytes; keeps only the state needed between batches."""
+
+    def encode(self, rows: Iterable[Row]) -> bytes: ...
+
+    def finish(self) -> bytes:
+        """Bytes still owed at the end (a CSV header when there were no rows)."""
+        ...
+
+
+class CsvEncoder:
+    """CSV with a header; columns come from `columns` or the first row's keys."""
+
+    def __init__(self, columns: Sequence[str] | None = None) -> None:
+        self._columns = list(columns) if columns else None
+        self._buffer = io.StringIO()
+        self._writer: csv.DictWriter[str] | None = None
+
+    def encode(self, rows: Iterable[Row]) -> bytes:
+        for row in rows:
+            writer = self._writer_for(row)
+            writer.writerow({key: _cell(row.get(key)) for key in writer.fieldnames})
+        return self._drain()
+
+    def finish(self) -> bytes:
+        if self._writer is None and self._columns:
+            self._writer_for({})
+        return self._drain()
+
+    def _drain(self) -> bytes:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text.encode()
+
+    def _writer_for(self, row: Row) -> csv.DictWriter[str]:
+        if self._writer is None:
+            if self._columns is None:
+                self._columns = [str(key) for key in row]
+            self._writer = csv.DictWriter(self._buffer, fieldnames=self._columns,
+                                          lineterminator="\r\n")
+            self._writer.writeheader()
+        return self._writer
+
+
+class JsonLinesEncoder:
+    """One JSON object per line (UTF-8, no ASCII escaping)."""
+
+    def __init__(self, columns: Sequence[str] | None = None) -> None:
+        self._columns = list(columns) if columns else None
+
+    def encode(self, rows: Iterable[Row]) -> bytes:
+        lines = []
+        for row in rows:
+            shown = {key: row.get(key) for key in self._columns} if self._columns else dict(row)
+            lines.append(json.dumps(shown, ensure_ascii=False, default=str))
+        return ("\n".join(lines) + "\n").encode() if lines else b""
+
+    def finish(self) -> bytes:
+        return b""
+
+
+FORMATS: dict[str, tuple[type[CsvEncoder] | type[JsonLinesEncoder], str, str]] = {
+    "csv": (CsvEncoder, "text/csv; charset=utf-8", "csv"),
+    "jsonl": (JsonLinesEncoder, "application/x-ndjson", "jsonl"),
+}
+
+
+def check_format(name: str | None) -> str:
+    if name not in FORMATS:
+        raise ExportError(f"unknown export format {name!r}; use one of: {', '.join(FORMATS)}")
+    return name
+
+
+def encoder_for(name: str, columns: Sequence[str] | None = None) -> RowEncoder:
+    return FORMATS[check_format(name)][0](columns)
+
+
+def content_type_for(name: str) -> str:
+    return FORMATS[check_format(name)][1]
+
+
+def extension_for(name: str) -> str:
+    return FORMATS[check_format(name)][2]
+
+
+def encode_rows(rows: Iterable[Row], name: str, batch_rows: int = 500,
+                columns: Sequence[str] | None = None) -> Iterator[bytes]:
+    """The rows as a stream of byte chunks, `batch_rows` rows at a time."""
+    encoder = encoder_for(name, columns)
+    batch: list[Row] = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise ExportError(f"export rows must be mappings (dicts), got {type(row).__name__}: "
+                              f"{row!r:.80}")
+        batch.append(row)
+        if len(batch) >= batch_rows:
+            yield encoder.encode(batch)
+            batch.clear()
+    if batch:
+        yield encoder.encode(batch)
+    if tail := encoder.finish():
+        yield tail
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
