@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bullpen.cli import jobs, schedules, worker
+from bullpen.cli import embedded as embedded_cli
 
 app = typer.Typer(
     name="bullpen",
@@ -16,6 +17,7 @@ app = typer.Typer(
 worker.register(app)
 jobs.register(app)
 schedules.register(app)
+embedded_cli.register(app)
 
 
 def main() -> None:

