@@ -1,0 +1,232 @@
+"""The safe directory walk behind export cleanup (synchronous; run it in a thread).
+
+Like tmpreaper and GNU find: one directory opened by file descriptor, entries examined with
+lstat relative to it, symlinks never followed, other filesystems never entered, and only
+regular files with bullpen's own names ever removed. Memory stays constant: scandir streams
+the entries and the report keeps counts plus a bounded number of examples.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bullpen.errors import ExportDirectoryError
+from bullpen.exports import naming
+from bullpen.exports.naming import Kind, ParsedName
+from bullpen.exports.store import check_directory
+
+FOREIGN = "foreign file (not named by bullpen)"
+SYMLINK = "symlink (never followed)"
+DIRECTORY = "directory (not descended into)"
+NOT_REGULAR = "not a regular file"
+OTHER_FILESYSTEM = "on another filesystem"
+IN_PROGRESS = "temporary file of a write in progress"
+REPLACED = "replaced during the run"
+MAX_EXAMPLES = 20
+MAX_LISTED = 1000
+
+ProgressCallback = Callable[[int], None]
+ExpiredCallback = Callable[[str, int], None]
+
+
+@dataclass(slots=True)
+class CleanupReport:
+    """What one cleanup run found and did; `deleted` counts exports (file plus metadata)."""
+
+    dry_run: bool = False
+    scanned: int = 0
+    deleted: int = 0
+    deleted_temp: int = 0
+    deleted_orphans: int = 0
+    bytes_freed: int = 0
+    kept: int = 0
+    vanished: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_examples: list[dict[str, str]] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    error_count: int = 0
+    stopped_early: bool = False
+    duration_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPolicy:
+    """Exports created before `cutoff_s` expire; temp files untouched since `temp_cutoff_s`."""
+
+    cutoff_s: float
+    temp_cutoff_s: float
+    dry_run: bool = False
+
+
+def shown(name: str) -> str:
+    """A file name safe to print or put in JSON, even if it is not valid UTF-8."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+class _Sweeper:
+    def __init__(self, dir_fd: int, device: int, policy: SweepPolicy, report: CleanupReport,
+                 on_expired: ExpiredCallback | None) -> None:
+        self.fd = dir_fd
+        self.device = device
+        self.policy = policy
+        self.report = report
+        self.on_expired = on_expired
+
+    def visit(self, name: str) -> None:
+        parsed = naming.parse(name)
+        info = self._lstat(name, count_vanished=parsed is None or parsed.kind is not Kind.META)
+        if info is None:
+            return
+        reason = self._refusal(info, parsed)
+        if reason is not None:
+            self._skip(name, reason)
+        elif parsed is not None and parsed.kind is Kind.DATA:
+            self._visit_data(name, info, parsed)
+        elif parsed is not None and parsed.kind is Kind.META:
+            self._visit_meta(name, info, parsed)
+        else:
+            self._visit_temp(name, info)
+
+    def _refusal(self, info: os.stat_result, parsed: ParsedName | None) -> str | None:
+        mode = info.st_mode
+        if stat.S_ISLNK(mode):
+            return SYMLINK
+        if stat.S_ISDIR(mode):
+            return DIRECTORY
+        if not stat.S_ISREG(mode):
+            return NOT_REGULAR
+        if info.st_dev != self.device:
+            return OTHER_FILESYSTEM
+        return FOREIGN if parsed is None else None
+
+    def _visit_data(self, name: str, info: os.stat_result, parsed: ParsedName) -> None:
+        if parsed.created_ms / 1000 >= self.policy.cutoff_s:
+            self.report.kept += 1
+            return
+        if not self._remove(name, info):
+            return
+        self.report.deleted += 1
+        if len(self.report.expired) < MAX_LISTED:
+            self.report.expired.append(parsed.export_id)
+        if self.on_expired is not None:
+            self.on_expired(shown(name), info.st_size)
+        # The file goes first, then its metadata: a crash in between leaves an orphan that
+        # the next run removes, never metadata pointing at a half-deleted file.
+        meta = naming.meta_name(parsed.export_id)
+        meta_info = self._lstat(meta, count_vanished=False)
+        if meta_info is not None and stat.S_ISREG(meta_info.st_mode):
+            self._remove(meta, meta_info)
+
+    def _visit_meta(self, name: str, info: os.stat_result, parsed: ParsedName) -> None:
+        if parsed.created_ms / 1000 >= self.policy.cutoff_s:
+            return
+        data = self._lstat(naming.data_name(parsed.export_id), count_vanished=False)
+        if data is not None and stat.S_ISREG(data.st_mode):
+            return  # removed together with its data file, when that entry comes up
+        if self._remove(name, info):
+            self.report.deleted_orphans += 1
+
+    def _visit_temp(self, name: str, info: os.stat_result) -> None:
+        if info.st_mtime >= self.policy.temp_cutoff_s:
+            self._skip(name, IN_PROGRESS)
+        elif self._remove(name, info):
+            self.report.deleted_temp += 1
+
+    def _remove(self, name: str, info: os.stat_result) -> bool:
+        """Unlink `name` if it is still the file we examined; True when (or as if) removed."""
+        if not self.policy.dry_run:
+            current = self._lstat(name, count_vanished=True)
+            if current is None:
+                return False
+            if (current.st_ino, current.st_dev) != (info.st_ino, info.st_dev):
+                self._skip(name, REPLACED)
+                return False
+            try:
+                # unlinkat never follows a symlink: at worst it removes a link, not a target.
+                os.unlink(name, dir_fd=self.fd)
+            except FileNotFoundError:
+                self.report.vanished += 1
+                return False
+            except OSError as exc:
+                self._error(name, exc)
+                return False
+        self.report.bytes_freed += info.st_size
+        return True
+
+    def _lstat(self, name: str, *, count_vanished: bool) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            # Deleted by someone else mid-run: not an error. Metadata files are not counted,
+            # since this run removes them together with their data file.
+            if count_vanished:
+                self.report.vanished += 1
+        except OSError as exc:
+            self._error(name, exc)
+        return None
+
+    def _skip(self, name: str, reason: str) -> None:
+        self.report.skipped[reason] = self.report.skipped.get(reason, 0) + 1
+        if len(self.report.skipped_examples) < MAX_EXAMPLES:
+            self.report.skipped_examples.append({"name": shown(name), "reason": reason})
+
+    def _error(self, name: str, exc: OSError) -> None:
+        self.report.error_count += 1
+        if len(self.report.errors) < MAX_EXAMPLES * 5:
+            message = exc.strerror or type(exc).__name__
+            self.report.errors.append({"name": shown(name), "error": message})
+
+
+def _open_directory(directory: Path) -> tuple[int, int]:
+    """A descriptor on the export directory itself (never through a symlink) and its device."""
+    expected = check_directory(directory)
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ExportDirectoryError(f"cannot open export directory {str(directory)!r}: "
+                                   f"{exc.strerror}; check it exists and is a real directory"
+                                   ) from None
+    opened = os.fstat(fd)
+    if (opened.st_dev, opened.st_ino) != (expected.st_dev, expected.st_ino):
+        os.close(fd)
+        raise ExportDirectoryError(f"export directory {str(directory)!r} was replaced while "
+                                   "cleanup opened it; run cleanup again")
+    return fd, opened.st_dev
+
+
+def sweep(directory: Path, policy: SweepPolicy, *, on_progress: ProgressCallback | None = None,
+          on_expired: ExpiredCallback | None = None, stop: threading.Event | None = None,
+          progress_every: int = 500) -> CleanupReport:
+    """Walk `directory` once and remove (or, in a dry run, list) what has expired."""
+    report = CleanupReport(dry_run=policy.dry_run)
+    fd, device = _open_directory(directory)
+    try:
+        sweeper = _Sweeper(fd, device, policy, report, on_expired)
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if stop is not None and stop.is_set():
+                    report.stopped_early = True
+                    break
+                report.scanned += 1
+                sweeper.visit(entry.name)
+                if on_progress is not None and report.scanned % progress_every == 0:
+                    on_progress(report.scanned)
+    finally:
+        os.close(fd)
+    if on_progress is not None:
+        on_progress(report.scanned)
+    return report

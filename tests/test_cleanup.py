@@ -1,0 +1,311 @@
+"""Export cleanup: the cleanup table (what is left on disk, exactly), lock, stats, event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+
+from bullpen.errors import CleanupLockedError, ExportDirectoryError
+from bullpen.exports import naming, sweep
+from bullpen.exports.cleanup import LOCK_KEY, run_cleanup
+from bullpen.exports.service import ExportService
+from bullpen.redis_lock import RedisLock
+from bullpen.settings import Settings
+
+HOUR_S = 3600
+
+
+def make_export(service: ExportService, age: timedelta, content: bytes = b"payload") -> str:
+    """A real export, created `age` ago."""
+    with time_machine.travel(datetime.now(UTC) - age, tick=False):
+        export, _ = service.create("e.txt", content)
+    return export.id
+
+
+def age_file(path: Path, age: timedelta) -> None:
+    stamp = (datetime.now(UTC) - age).timestamp()
+    os.utime(path, (stamp, stamp), follow_symlinks=False)
+
+
+def listing(directory: Path) -> set[str]:
+    return set(os.listdir(directory))
+
+
+def pair(export_id: str) -> set[str]:
+    return {naming.data_name(export_id), naming.meta_name(export_id)}
+
+
+@pytest.fixture
+def service(settings: Settings) -> ExportService:
+    return ExportService(settings)
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A directory beside the export dir holding things cleanup must never touch."""
+    place = tmp_path / "outside"
+    place.mkdir()
+    (place / "precious.txt").write_text("keep me")
+    old_id = naming.new_export_id((datetime.now(UTC) - timedelta(days=9)).timestamp())
+    (place / naming.data_name(old_id)).write_text("an old bullpen-named file elsewhere")
+    return place
+
+
+@pytest.fixture
+def planted(service: ExportService, settings: Settings, outside: Path) -> dict[str, Any]:
+    """One export directory holding every case of the cleanup table."""
+    directory = settings.export_path
+    expired = make_export(service, timedelta(hours=25))
+    fresh = make_export(service, timedelta(hours=1))
+    in_progress = directory / naming.temp_name(naming.new_export_id(), naming.Kind.DATA)
+    in_progress.write_bytes(b"still writing")
+    abandoned = directory / naming.temp_name(make_export_id(hours=80), naming.Kind.DATA)
+    abandoned.write_bytes(b"crashed writer")
+    age_file(abandoned, timedelta(hours=72))
+    link_name = naming.data_name(make_export_id(hours=30))
+    (directory / link_name).symlink_to(outside / "precious.txt")
+    (directory / "link-to-dir").symlink_to(outside)
+    (directory / "notes.txt").write_text("someone else's file")
+    age_file(directory / "notes.txt", timedelta(days=30))
+    orphan = make_export_id(hours=26)
+    (directory / naming.meta_name(orphan)).write_text("{}")
+    locked_out = make_export(service, timedelta(hours=48))
+    os.chmod(directory / naming.data_name(locked_out), 0)
+    sealed = directory / "sealed-dir"
+    sealed.mkdir(mode=0)
+    undecodable = os.fsencode(str(directory)) + b"/r\xe9sum\xe9.txt"
+    Path(os.fsdecode(undecodable)).write_text("latin-1 name")
+    return {"expired": expired, "fresh": fresh, "in_progress": in_progress.name,
+            "abandoned": abandoned.name, "link_name": link_name, "orphan": orphan,
+            "locked_out": locked_out, "undecodable": os.fsdecode(undecodable).rsplit("/", 1)[1]}
+
+
+def make_export_id(hours: float) -> str:
+    return naming.new_export_id((datetime.now(UTC) - timedelta(hours=hours)).timestamp())
+
+
+async def test_cleanup_table(settings: Settings, raw_redis: Any, planted: dict[str, Any],
+                             outside: Path) -> None:
+    report = await run_cleanup(settings, raw_redis)
+    expected_left = pair(planted["fresh"]) | {
+        planted["in_progress"], planted["link_name"], "link-to-dir", "notes.txt", "sealed-dir",
+        planted["undecodable"],
+    }
+    assert listing(settings.export_path) == expected_left
+    assert len(os.listdir(outside)) == 2
+    assert (outside / "precious.txt").read_text() == "keep me"
+    assert sorted(report.expired) == sorted([planted["expired"], planted["locked_out"]])
+    assert (report.deleted, report.deleted_temp, report.deleted_orphans) == (2, 1, 1)
+    assert report.kept == 1
+    assert report.error_count == 0 and report.vanished == 0
+    assert report.skipped == {
+        sweep.IN_PROGRESS: 1, sweep.SYMLINK: 2, sweep.FOREIGN: 2, sweep.DIRECTORY: 1,
+    }
+    shown_names = {example["name"] for example in report.skipped_examples}
+    assert "r\\xe9sum\\xe9.txt" in shown_names
+    json.dumps(report.to_dict())  # printable even with an undecodable name
+
+
+async def test_dry_run_lists_exactly_the_expired_and_deletes_nothing(
+        settings: Settings, raw_redis: Any, planted: dict[str, Any]) -> None:
+    before = listing(settings.export_path)
+    seen: list[str] = []
+    report = await run_cleanup(settings, raw_redis, dry_run=True,
+                               on_expired=lambda name, _size: seen.append(name))
+    assert listing(settings.export_path) == before
+    assert sorted(seen) == sorted(naming.data_name(planted[key])
+                                  for key in ("expired", "locked_out"))
+    assert report.dry_run and report.deleted == 2
+    assert report.bytes_freed > 0
+
+
+async def test_older_than_overrides_the_max_age(settings: Settings, raw_redis: Any,
+                                                service: ExportService) -> None:
+    two_hours = make_export(service, timedelta(hours=2))
+    recent = make_export(service, timedelta(minutes=10))
+    report = await run_cleanup(settings, raw_redis, older_than_hours=1)
+    assert report.expired == [two_hours]
+    assert listing(settings.export_path) == pair(recent)
+
+
+async def test_boundary_in_frozen_time(settings: Settings, raw_redis: Any,
+                                       service: ExportService) -> None:
+    created = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    with time_machine.travel(created, tick=False):
+        export, _ = service.create("b.txt", b"b")
+    with time_machine.travel(created + timedelta(hours=24, seconds=-1)):
+        assert (await run_cleanup(settings, raw_redis)).deleted == 0
+    with time_machine.travel(created + timedelta(hours=24, seconds=1)):
+        assert (await run_cleanup(settings, raw_redis)).expired == [export.id]
+    assert listing(settings.export_path) == set()
+
+
+def test_file_removed_mid_run_is_not_an_error(settings: Settings,
+                                              service: ExportService) -> None:
+    ids = [make_export(service, timedelta(hours=30)) for _ in range(6)]
+    calls: list[int] = []
+
+    def remove_everything_once(scanned: int) -> None:
+        if not calls:
+            for export_id in ids:
+                service.delete(export_id)
+        calls.append(scanned)
+
+    now_s = datetime.now(UTC).timestamp()
+    report = sweep.sweep(settings.export_path, sweep.SweepPolicy(now_s - 24 * HOUR_S, 0),
+                         on_progress=remove_everything_once, progress_every=1)
+    assert report.error_count == 0
+    assert report.vanished >= 1
+    assert report.deleted <= 1
+    assert listing(settings.export_path) == set()
+
+
+async def test_export_dir_missing(settings: Settings, raw_redis: Any) -> None:
+    with pytest.raises(ExportDirectoryError, match="does not exist"):
+        await run_cleanup(settings, raw_redis)
+    assert await raw_redis.exists(f"bull:{settings.worker_default_queue}:{LOCK_KEY}") == 0
+
+
+async def test_export_dir_is_a_symlink(settings: Settings, raw_redis: Any, tmp_path: Path
+                                       ) -> None:
+    real = tmp_path / "real-exports"
+    real.mkdir()
+    old = real / naming.data_name(make_export_id(hours=100))
+    old.write_text("old")
+    settings.export_path.symlink_to(real)
+    with pytest.raises(ExportDirectoryError, match="symlink"):
+        await run_cleanup(settings, raw_redis)
+    assert old.exists()
+
+
+@pytest.fixture
+def immutable(settings: Settings, service: ExportService) -> Iterator[Path]:
+    export_id = make_export(service, timedelta(hours=30))
+    path = settings.export_path / naming.data_name(export_id)
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
+        pytest.skip("chattr +i is not available here")
+    yield path
+    subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+async def test_undeletable_file_is_an_error_and_the_rest_goes_on(
+        settings: Settings, raw_redis: Any, service: ExportService, immutable: Path) -> None:
+    other = make_export(service, timedelta(hours=30))
+    report = await run_cleanup(settings, raw_redis)
+    assert not report.ok
+    assert report.errors == [{"name": immutable.name, "error": "Operation not permitted"}]
+    assert listing(settings.export_path) == {immutable.name,
+                                             immutable.name.replace(".data", ".meta")}
+    assert other in report.expired
+
+
+@pytest.fixture
+def foreign_mount(settings: Settings, tmp_path: Path) -> Iterator[Path]:
+    """An expired bullpen-named file that is really a file on another filesystem (tmpfs)."""
+    settings.export_path.mkdir()
+    mount_dir = tmp_path / "tmpfs"
+    mount_dir.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "none", str(mount_dir)],
+                      capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount tmpfs here")
+    (mount_dir / "inner").write_text("on tmpfs")
+    target = settings.export_path / naming.data_name(make_export_id(hours=50))
+    target.write_text("")
+    subprocess.run(["mount", "--bind", str(mount_dir / "inner"), str(target)], check=True)
+    yield target
+    subprocess.run(["umount", str(target)], check=False)
+    subprocess.run(["umount", str(mount_dir)], check=False)
+
+
+async def test_other_filesystem_is_never_touched(settings: Settings, raw_redis: Any,
+                                                 foreign_mount: Path) -> None:
+    report = await run_cleanup(settings, raw_redis)
+    assert report.skipped == {sweep.OTHER_FILESYSTEM: 1}
+    assert await asyncio.to_thread(foreign_mount.read_text) == "on tmpfs"
+
+
+async def test_a_held_lock_skips_the_run(settings: Settings, raw_redis: Any,
+                                         service: ExportService) -> None:
+    expired = make_export(service, timedelta(hours=30))
+    holder = RedisLock(raw_redis, f"bull:{settings.worker_default_queue}:{LOCK_KEY}", 10_000)
+    assert await holder.acquire()
+    try:
+        with pytest.raises(CleanupLockedError, match="another export cleanup is running"):
+            await run_cleanup(settings, raw_redis)
+    finally:
+        await holder.release()
+    assert pair(expired) <= listing(settings.export_path)
+    assert (await run_cleanup(settings, raw_redis)).expired == [expired]
+
+
+async def test_real_run_records_stats_and_last_report(settings: Settings, raw_redis: Any,
+                                                      service: ExportService) -> None:
+    make_export(service, timedelta(hours=30), b"12345")
+    base = f"bull:{settings.worker_default_queue}:bullpen"
+    await run_cleanup(settings, raw_redis, dry_run=True)
+    assert await raw_redis.exists(f"{base}:stats", f"{base}:cleanup:last") == 0
+    report = await run_cleanup(settings, raw_redis)
+    stats = await raw_redis.hgetall(f"{base}:stats")
+    assert int(stats["cleanup|deleted_files"]) == 1
+    assert int(stats["cleanup|deleted_bytes"]) == report.bytes_freed > 5
+    last = json.loads(await raw_redis.get(f"{base}:cleanup:last"))
+    assert last["deleted"] == 1 and last["expired"] == report.expired
+
+
+async def test_walk_runs_off_the_event_loop(settings: Settings, raw_redis: Any,
+                                            service: ExportService) -> None:
+    make_export(service, timedelta(hours=30))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    def slow_walk(_scanned: int) -> None:
+        import time
+
+        time.sleep(0.5)  # a long walk: blocking here must not block the loop
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await run_cleanup(settings, raw_redis, on_progress=slow_walk)
+    finally:
+        ticking.cancel()
+    assert ticks >= 20
+
+
+async def test_bad_older_than_is_refused(settings: Settings, raw_redis: Any) -> None:
+    from bullpen.errors import ExportError
+
+    for bad in (-1, "12", float("nan"), True):
+        with pytest.raises(ExportError, match="older_than_hours"):
+            await run_cleanup(settings, raw_redis, older_than_hours=bad)  # type: ignore[arg-type]
+
+
+async def test_logs_the_seed_lines(settings: Settings, raw_redis: Any, service: ExportService,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    make_export(service, timedelta(hours=30))
+    logger = logging.getLogger("bullpen.cleanup")
+    logger.addHandler(caplog.handler)  # bullpen's logger may not propagate to the root
+    try:
+        caplog.set_level("INFO", logger="bullpen.cleanup")
+        await run_cleanup(settings, raw_redis)
+    finally:
+        logger.removeHandler(caplog.handler)
+    # dict.fromkeys: a record may arrive twice (our handler and the root's).
+    messages = list(dict.fromkeys(
+        r.getMessage() for r in caplog.records if r.name == "bullpen.cleanup"))
+    assert messages[:2] == ["[exports] Starting expired exports cleanup...",
+                            "[exports] Deleted 1 expired export files"]
