@@ -360,6 +360,13 @@ class QueueClient:
     async def is_paused(self) -> bool:
         return bool(await self._queue.isPaused())
 
+    async def count_finished_since(self, state: str, since_ms: int) -> int:
+        """Jobs in `completed` or `failed` that finished at or after `since_ms` (retained only)."""
+        if state not in ("completed", "failed"):
+            raise ValueError(f"count_finished_since: state {state!r} is not completed or failed")
+        # BullMQ scores its completed and failed sets by finishedOn.
+        return int(await self._queue.client.zcount(self.key(state), since_ms, "+inf"))
+
     async def get_schedulers(self) -> list[SchedulerRecord]:
         raw = await self._schedulers.getJobSchedulers(0, -1, True)
         return [SchedulerRecord.from_port(item) for item in raw]
