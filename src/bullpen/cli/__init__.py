@@ -6,6 +6,7 @@ import typer
 
 from bullpen.cli import jobs, schedules, worker
 from bullpen.cli import embedded as embedded_cli
+from bullpen.cli import web as web_cli
 
 app = typer.Typer(
     name="bullpen",
@@ -18,6 +19,7 @@ worker.register(app)
 jobs.register(app)
 schedules.register(app)
 embedded_cli.register(app)
+web_cli.register(app)
 
 
 def main() -> None:

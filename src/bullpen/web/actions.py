@@ -1,0 +1,99 @@
+"""What the dashboard and API may do to the queue; each failure says what and how to fix it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from bullpen.errors import BullpenError
+from bullpen.producer import enqueue
+from bullpen.web.state import WebState
+from bullpen.worker import job_options
+
+
+class ActionError(BullpenError):
+    """An action was refused; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _job_state(state: WebState, job_id: str) -> str:
+    record = await state.client.get_job(job_id)
+    if record is None:
+        raise ActionError(f"job {job_id!r} not found (it may have been removed or trimmed by "
+                          "the keep_completed/keep_failed limits)", 404)
+    return record.state or "unknown"
+
+
+async def retry(state: WebState, job_id: str) -> None:
+    current = await _job_state(state, job_id)
+    if current not in ("failed", "completed"):
+        raise ActionError(f"job {job_id!r} is {current}; only failed or completed jobs can be "
+                          "retried", 409)
+    await state.client.retry_job(job_id)
+
+
+async def retry_all_failed(state: WebState) -> int:
+    count = (await state.client.get_counts(["failed"]))["failed"]
+    await state.client.retry_all_failed()
+    return count
+
+
+async def remove(state: WebState, job_id: str) -> None:
+    current = await _job_state(state, job_id)
+    if current == "active":
+        raise ActionError(f"job {job_id!r} is active (a worker holds its lock); wait for it to "
+                          "finish, then remove it", 409)
+    await state.client.remove_job(job_id)
+
+
+async def promote(state: WebState, job_id: str) -> None:
+    current = await _job_state(state, job_id)
+    if current != "delayed":
+        raise ActionError(f"job {job_id!r} is {current}; only delayed jobs can be promoted", 409)
+    await state.client.promote_job(job_id)
+
+
+async def set_paused(state: WebState, paused: bool) -> None:
+    await (state.client.pause() if paused else state.client.resume())
+
+
+def parse_data(text: str) -> Any:
+    """The enqueue form's JSON data; blank means {}."""
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ActionError(f"data is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                          f"{exc.colno}; example: {{\"key\": \"value\"}}") from None
+
+
+async def enqueue_task(state: WebState, task: str, data: Any, delay_ms: int = 0) -> str:
+    """Enqueue `task` from the registry; unknown tasks and bad data raise ActionError."""
+    if delay_ms < 0:
+        raise ActionError(f"delay_ms={delay_ms}: must be 0 or more")
+    options = dataclasses.replace(job_options(state.settings), delay_ms=delay_ms)
+    try:
+        return await enqueue(state.client, state.registry, task, data, options,
+                             state.settings.job_max_data_bytes)
+    except BullpenError as exc:
+        raise ActionError(str(exc)) from exc
+
+
+async def run_schedule_now(state: WebState, name: str) -> str:
+    """Enqueue a schedule's task with its data now, outside its timetable."""
+    for item in state.schedules:
+        if item.name == name:
+            return await enqueue_task(state, item.task_name, item.data)
+    # Looked up in the full list: the port's getScheduler raises on an unknown id.
+    registered = {record.id: record for record in await state.client.get_schedulers()}
+    record = registered.get(name)
+    if record is None:
+        known = ", ".join(item.name for item in state.schedules) or "none"
+        raise ActionError(f"schedule {name!r} is neither declared nor registered (declared: "
+                          f"{known})", 404)
+    return await enqueue_task(state, record.task_name, record.data or {})

@@ -1,0 +1,139 @@
+"""The JSON API under /api: the dashboard's data and actions for scripts and other tools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bullpen.web import actions, queries
+from bullpen.web.state import WebState, web_state
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    # default=str: timestamps and other non-JSON values in records are shown as text.
+    body = json.dumps(value, default=str, ensure_ascii=False)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def json_endpoint(endpoint: Callable[[Request, WebState], Awaitable[Any]]) -> Endpoint:
+    async def wrapped(request: Request) -> Response:
+        try:
+            result = await endpoint(request, web_state(request))
+        except actions.ActionError as exc:
+            return _json({"error": str(exc)}, exc.status)
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
+        return result if isinstance(result, Response) else _json(result)
+
+    return wrapped
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"query parameter {name}={raw!r}: expected an integer") from None
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except json.JSONDecodeError as exc:
+        raise actions.ActionError(f"request body is not valid JSON: {exc.msg}") from None
+    if not isinstance(body, dict):
+        raise actions.ActionError("request body must be a JSON object")
+    return body
+
+
+async def overview(request: Request, state: WebState) -> Any:
+    return await queries.overview(state)
+
+
+async def jobs(request: Request, state: WebState) -> Any:
+    size = min(max(_int_param(request, "size", queries.PAGE_SIZE), 1), 500)
+    page = await queries.list_jobs(state.client, request.query_params.get("state", "failed"),
+                                   request.query_params.get("task"),
+                                   _int_param(request, "page", 1), size)
+    return page.to_dict()
+
+
+async def job(request: Request, state: WebState) -> Any:
+    job_id = request.path_params["job_id"]
+    detail = await queries.job_detail(state.client, job_id)
+    if detail is None:
+        raise actions.ActionError(f"job {job_id!r} not found", 404)
+    return detail
+
+
+async def enqueue(request: Request, state: WebState) -> Any:
+    body = await _body(request)
+    delay_ms = body.get("delay_ms", 0)
+    if not isinstance(delay_ms, int):
+        raise actions.ActionError(f"delay_ms={delay_ms!r}: expected an integer")
+    job_id = await actions.enqueue_task(state, str(body.get("task", "")),
+                                        body.get("data", {}), delay_ms)
+    return _json({"id": job_id}, 201)
+
+
+def _job_action(action: Callable[[WebState, str], Awaitable[None]]) -> Endpoint:
+    async def endpoint(request: Request, state: WebState) -> Any:
+        job_id = request.path_params["job_id"]
+        await action(state, job_id)
+        return {"ok": True, "id": job_id}
+
+    return json_endpoint(endpoint)
+
+
+async def retry_failed(request: Request, state: WebState) -> Any:
+    return {"ok": True, "retried": await actions.retry_all_failed(state)}
+
+
+async def pause(request: Request, state: WebState) -> Any:
+    await actions.set_paused(state, True)
+    return {"ok": True, "paused": True}
+
+
+async def resume(request: Request, state: WebState) -> Any:
+    await actions.set_paused(state, False)
+    return {"ok": True, "paused": False}
+
+
+async def schedules(request: Request, state: WebState) -> Any:
+    return await queries.schedules_view(state)
+
+
+async def run_schedule(request: Request, state: WebState) -> Any:
+    job_id = await actions.run_schedule_now(state, request.path_params["name"])
+    return _json({"id": job_id}, 201)
+
+
+async def workers(request: Request, state: WebState) -> Any:
+    return await queries.workers_view(state.client)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/api/overview", json_endpoint(overview)),
+        Route("/api/jobs", json_endpoint(jobs)),
+        Route("/api/jobs", json_endpoint(enqueue), methods=["POST"]),
+        Route("/api/jobs/{job_id}", json_endpoint(job)),
+        Route("/api/jobs/{job_id}/retry", _job_action(actions.retry), methods=["POST"]),
+        Route("/api/jobs/{job_id}/remove", _job_action(actions.remove), methods=["POST"]),
+        Route("/api/jobs/{job_id}/promote", _job_action(actions.promote), methods=["POST"]),
+        Route("/api/queue/retry-failed", json_endpoint(retry_failed), methods=["POST"]),
+        Route("/api/queue/pause", json_endpoint(pause), methods=["POST"]),
+        Route("/api/queue/resume", json_endpoint(resume), methods=["POST"]),
+        Route("/api/schedules", json_endpoint(schedules)),
+        Route("/api/schedules/{name}/run", json_endpoint(run_schedule), methods=["POST"]),
+        Route("/api/workers", json_endpoint(workers)),
+    ]

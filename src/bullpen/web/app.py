@@ -1,0 +1,94 @@
+"""The ASGI app factory behind `bullpen web`: routes, security middleware and the queue client."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from bullpen import logs
+from bullpen.adapter import QueueClient
+from bullpen.connection import redact, resolve_url
+from bullpen.errors import SecretError
+from bullpen.registry import Registry, load_registry
+from bullpen.schedule import ScheduledJob, load_schedules
+from bullpen.settings import Settings
+from bullpen.web import api, forms, health, metrics, pages
+from bullpen.web.middleware import SecurityMiddleware
+from bullpen.web.security import Guard
+from bullpen.web.state import WebState
+from bullpen.web.templating import build_templates, render
+
+log = logs.get("web")
+
+# Form posts carry at most a job's data (JOB_MAX_DATA_BYTES) plus a little form overhead;
+# JSON-escaping in a form can triple it.
+BODY_OVERHEAD_BYTES = 64 * 1024
+
+
+def _export_service(settings: Settings) -> Any:
+    """The exports service when its module is present and configured, else None."""
+    try:
+        from bullpen.exports.service import ExportService
+    except ImportError:
+        return None
+    try:
+        return ExportService(settings)
+    except SecretError as exc:
+        log.warning("Export downloads and the exports page are off: %s", exc)
+        return None
+
+
+def _routes(exports: Any) -> list[BaseRoute]:
+    routes = [*health.routes(), *metrics.routes(), *api.routes(),
+              *pages.routes(), *forms.routes()]
+    if exports is not None:
+        from bullpen.web import downloads, exports_pages
+
+        routes += [*exports_pages.routes(), *downloads.routes()]
+    return routes
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith("/api"):
+        return Response('{"error": "not found"}', 404, media_type="application/json")
+    return render(request, "error.html", status=404, message="No such page.")
+
+
+def create_app(settings: Settings, *, registry: Registry | None = None,
+               schedules: list[ScheduledJob] | None = None, client: QueueClient | None = None,
+               exports: Any = None) -> Starlette:
+    """Build the app; tests pass their own client and registry, `bullpen web` passes none."""
+    registry = registry if registry is not None else load_registry(settings.bullpen_app)
+    if schedules is None:
+        schedules = load_schedules(settings.bullpen_app, registry)
+    url = resolve_url(settings) if client is None else ""
+    state = WebState(settings, registry, schedules, redact(url) if url else "(test client)",
+                     url, exports if exports is not None else _export_service(settings))
+    if client is not None:
+        state.use_client(client)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if client is None:
+            await state.client.close()
+
+    guard = Guard(settings)
+    max_body = 3 * settings.job_max_data_bytes + BODY_OVERHEAD_BYTES
+    app = Starlette(
+        routes=_routes(state.exports),
+        middleware=[Middleware(SecurityMiddleware, guard=guard, max_body_bytes=max_body)],
+        exception_handlers={404: _not_found},
+        lifespan=lifespan,
+    )
+    app.state.web = state
+    app.state.guard = guard
+    app.state.templates = build_templates()
+    return app

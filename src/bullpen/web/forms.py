@@ -1,0 +1,142 @@
+"""The dashboard's POST forms (actions with a one-shot message, then a redirect) and sign-in."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bullpen.web import actions
+from bullpen.web.security import SESSION_COOKIE, Guard
+from bullpen.web.state import WebState, web_state
+from bullpen.web.templating import render, set_flash
+
+SESSION_MAX_AGE_S = 7 * 24 * 3600
+Action = Callable[[Request, WebState], Awaitable[tuple[str, str | None]]]
+
+
+def local_path(target: str, default: str) -> str:
+    # Only same-site paths: a `next` like //evil.example would be an open redirect.
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def form_action(action: Action, default_next: str = "/"
+                ) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap an action: redirect (303) to the form's `next`, or to where the action points."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await request.form()
+        back = local_path(str(form.get("next", "")), default_next)
+        try:
+            message, target = await action(request, web_state(request))
+            ok = True
+        except actions.ActionError as exc:
+            message, target, ok = str(exc), None, False
+        response = RedirectResponse(target or back, status_code=303)
+        set_flash(response, message, ok)
+        return response
+
+    return endpoint
+
+
+async def _retry(request: Request, state: WebState) -> tuple[str, str | None]:
+    job_id = request.path_params["job_id"]
+    await actions.retry(state, job_id)
+    return f"Job {job_id} queued for retry.", None
+
+
+async def _remove(request: Request, state: WebState) -> tuple[str, str | None]:
+    job_id = request.path_params["job_id"]
+    await actions.remove(state, job_id)
+    return f"Job {job_id} removed.", "/"
+
+
+async def _promote(request: Request, state: WebState) -> tuple[str, str | None]:
+    job_id = request.path_params["job_id"]
+    await actions.promote(state, job_id)
+    return f"Job {job_id} promoted: it runs now.", None
+
+
+async def _retry_all(request: Request, state: WebState) -> tuple[str, str | None]:
+    count = await actions.retry_all_failed(state)
+    return f"{count} failed job(s) queued for retry.", None
+
+
+async def _pause(request: Request, state: WebState) -> tuple[str, str | None]:
+    await actions.set_paused(state, True)
+    return "Queue paused: workers take no new jobs until resumed.", None
+
+
+async def _resume(request: Request, state: WebState) -> tuple[str, str | None]:
+    await actions.set_paused(state, False)
+    return "Queue resumed.", None
+
+
+async def _enqueue(request: Request, state: WebState) -> tuple[str, str | None]:
+    form = await request.form()
+    task = str(form.get("task", ""))
+    data = actions.parse_data(str(form.get("data", "")))
+    delay_raw = str(form.get("delay_s", "") or "0")
+    try:
+        delay_ms = int(float(delay_raw) * 1000)
+    except ValueError:
+        raise actions.ActionError(f"delay {delay_raw!r}: expected a number of seconds") from None
+    job_id = await actions.enqueue_task(state, task, data, delay_ms)
+    return f"Enqueued {task} as job {job_id}.", f"/job/{quote(job_id, safe='')}"
+
+
+async def _run_schedule(request: Request, state: WebState) -> tuple[str, str | None]:
+    name = request.path_params["name"]
+    job_id = await actions.run_schedule_now(state, name)
+    return f"Schedule {name} run now as job {job_id}.", f"/job/{quote(job_id, safe='')}"
+
+
+def _guard(request: Request) -> Guard:
+    guard: Guard = request.app.state.guard
+    return guard
+
+
+async def login_form(request: Request) -> Response:
+    return render(request, "login.html", next=local_path(request.query_params.get("next", ""), "/"),
+                  error=None, token_auth=_guard(request).uses_token)
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    target = local_path(str(form.get("next", "")), "/")
+    guard = _guard(request)
+    if not guard.check_token(str(form.get("token", ""))):
+        return render(request, "login.html", status=401, next=target,
+                      error="That token is not WEB_AUTH_TOKEN.", token_auth=guard.uses_token)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(SESSION_COOKIE, guard.session_value(), max_age=SESSION_MAX_AGE_S,
+                        httponly=True, samesite="lax", secure=request.url.scheme == "https")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def routes() -> list[BaseRoute]:
+    post = ["POST"]
+    return [
+        Route("/job/{job_id}/retry", form_action(_retry), methods=post),
+        Route("/job/{job_id}/remove", form_action(_remove), methods=post),
+        Route("/job/{job_id}/promote", form_action(_promote), methods=post),
+        Route("/queue/retry-failed", form_action(_retry_all, "/jobs/failed"), methods=post),
+        Route("/queue/pause", form_action(_pause), methods=post),
+        Route("/queue/resume", form_action(_resume), methods=post),
+        Route("/enqueue", form_action(_enqueue), methods=post),
+        Route("/schedules/{name}/run", form_action(_run_schedule, "/schedules"), methods=post),
+        Route("/login", login_form),
+        Route("/login", login, methods=post),
+        Route("/logout", logout, methods=post),
+    ]

@@ -1,0 +1,87 @@
+"""Probes: /healthz (the process is up) and /readyz (Redis, eviction, workers, schedules)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from bullpen import heartbeat
+from bullpen.web.state import WebState, web_state
+
+T = TypeVar("T")
+CHECK_TIMEOUT_S = 2.0
+
+
+def _check(ok: bool, reason: str) -> dict[str, Any]:
+    return {"ok": ok, "reason": reason}
+
+
+async def _bounded(awaitable: Awaitable[T]) -> T:
+    return await asyncio.wait_for(awaitable, CHECK_TIMEOUT_S)
+
+
+async def _eviction_policy(state: WebState) -> dict[str, Any]:
+    # INFO, unlike CONFIG GET, is allowed on managed Redis services.
+    info: dict[str, Any] = await _bounded(state.client.redis.info("memory"))
+    policy = str(info.get("maxmemory_policy", "unknown"))
+    if policy == "noeviction":
+        return _check(True, "maxmemory-policy is noeviction")
+    return _check(False, f"maxmemory-policy is {policy}: Redis may evict queue keys and lose "
+                         "jobs; set `maxmemory-policy noeviction`")
+
+
+async def _workers(state: WebState) -> dict[str, Any]:
+    alive = await _bounded(heartbeat.alive_workers(state.client))
+    if alive:
+        freshest = min(info.age_s for info in alive)
+        return _check(True, f"{len(alive)} worker(s); freshest heartbeat {freshest:.1f} s ago")
+    return _check(False, "no worker heartbeat: start one with `bullpen worker`")
+
+
+async def _schedules(state: WebState) -> dict[str, Any]:
+    registered = {record.id for record in await _bounded(state.client.get_schedulers())}
+    missing = [item.name for item in state.schedules if item.name not in registered]
+    if missing:
+        return _check(False, f"declared but not registered: {', '.join(missing)} (a running "
+                             "worker registers them at start)")
+    return _check(True, f"all {len(state.schedules)} declared schedule(s) registered")
+
+
+async def readiness(state: WebState) -> dict[str, dict[str, Any]]:
+    """Each check with its reason; the later ones are skipped when Redis does not answer."""
+    try:
+        await _bounded(state.client.ping())
+    except Exception as exc:
+        reason = f"Redis unreachable ({type(exc).__name__})"
+        skipped = _check(False, "skipped: Redis unreachable")
+        return {"redis": _check(False, reason), "maxmemory_policy": skipped,
+                "worker_heartbeat": skipped, "schedules_registered": skipped}
+    checks = {"redis": _check(True, "PING answered")}
+    names = ("maxmemory_policy", "worker_heartbeat", "schedules_registered")
+    results = await asyncio.gather(_eviction_policy(state), _workers(state), _schedules(state),
+                                   return_exceptions=True)
+    for name, result in zip(names, results, strict=True):
+        checks[name] = (result if isinstance(result, dict)
+                        else _check(False, f"check failed: {type(result).__name__}: {result}"))
+    return checks
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    checks = await readiness(web_state(request))
+    ready = all(check["ok"] for check in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"])]

@@ -1,0 +1,118 @@
+"""ASGI middleware: authentication for everything but probes and downloads, CSRF for every POST."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bullpen.web.security import CSRF_COOKIE, Guard
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login"})
+
+
+def is_public(path: str, method: str) -> bool:
+    # A download link is its own credential: whoever holds an unexpired token may fetch the file.
+    return path in PUBLIC_PATHS or (path.startswith("/exports/") and method in SAFE_METHODS)
+
+
+class SecurityMiddleware:
+    """Rejects unauthenticated requests and POSTs without a valid CSRF proof."""
+
+    def __init__(self, app: ASGIApp, guard: Guard, max_body_bytes: int) -> None:
+        self.app = app
+        self.guard = guard
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        method = request.method
+        if not is_public(scope["path"], method) and not self.guard.authenticated(request):
+            await self._challenge(request)(scope, receive, send)
+            return
+        nonce = request.cookies.get(CSRF_COOKIE)
+        fresh_nonce = None if nonce else self.guard.new_csrf_nonce()
+        scope.setdefault("state", {})["csrf_token"] = self.guard.csrf_token(nonce or fresh_nonce
+                                                                            or "")
+        if method not in SAFE_METHODS:
+            body = await self._read_body(receive)
+            if body is None:
+                await _plain(413, "request body too large")(scope, receive, send)
+                return
+            if not self.guard.csrf_ok(request, body, nonce):
+                await _plain(403, _csrf_hint(scope["path"]))(scope, receive, send)
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, _with_cookie(send, fresh_nonce, scope))
+
+    def _challenge(self, request: Request) -> Response:
+        path = request.url.path
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if wants_html and self.guard.uses_token and not path.startswith("/api"):
+            return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+        scheme = 'Basic realm="bullpen"' if self.guard.uses_basic else "Bearer"
+        return JSONResponse({"error": "authentication required"}, status_code=401,
+                            headers={"WWW-Authenticate": scheme})
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _csrf_hint(path: str) -> str:
+    if path.startswith("/api/"):
+        return ("CSRF check failed: API POSTs must send Content-Type: application/json "
+                "(a JSON body, {} if none) or an Authorization: Bearer token")
+    return "CSRF check failed: reload the page and submit the form again"
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text, status_code=status, media_type="text/plain")
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    """Hands the already-read body on once, then the client's real messages (its disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await original()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _with_cookie(send: Send, nonce: str | None, scope: Scope) -> Send:
+    if nonce is None:
+        return send
+    secure = "; Secure" if scope.get("scheme") == "https" else ""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            headers.append("set-cookie", f"{CSRF_COOKIE}={nonce}; Path=/; HttpOnly; "
+                                         f"SameSite=Lax{secure}")
+        await send(message)
+
+    return wrapped

@@ -1,0 +1,77 @@
+"""The dashboard's pages: overview, job lists and detail, schedules and workers."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bullpen.adapter import JOB_STATES
+from bullpen.web import queries
+from bullpen.web.state import web_state
+from bullpen.web.templating import render
+
+REFRESH_S = 5
+FINISHED_STATES = ("completed", "failed")
+
+
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+
+
+async def overview(request: Request) -> Response:
+    data = await queries.overview(web_state(request))
+    return render(request, "overview.html", refresh_s=REFRESH_S, data=data,
+                  states=JOB_STATES)
+
+
+async def job_list(request: Request) -> Response:
+    state_name = request.path_params["state"]
+    if state_name not in JOB_STATES:
+        return render(request, "error.html", status=404,
+                      message=f"No job state {state_name!r}; states are "
+                              f"{', '.join(JOB_STATES)}.")
+    task = request.query_params.get("task") or None
+    page = await queries.list_jobs(web_state(request).client, state_name, task,
+                                   _page_number(request))
+    return render(request, "jobs.html", refresh_s=REFRESH_S, page=page, states=JOB_STATES,
+                  tasks=web_state(request).registry.names())
+
+
+async def job_detail(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    job = await queries.job_detail(web_state(request).client, job_id)
+    if job is None:
+        return render(request, "error.html", status=404,
+                      message=f"Job {job_id!r} not found: it may have been removed, or trimmed "
+                              "by the keep-completed/keep-failed limits.")
+    refresh = None if job["state"] in FINISHED_STATES else REFRESH_S
+    return render(request, "job.html", refresh_s=refresh, job=job)
+
+
+async def schedules(request: Request) -> Response:
+    rows = await queries.schedules_view(web_state(request))
+    return render(request, "schedules.html", refresh_s=REFRESH_S * 2, rows=rows)
+
+
+async def workers(request: Request) -> Response:
+    rows = await queries.workers_view(web_state(request).client)
+    return render(request, "workers.html", refresh_s=REFRESH_S, rows=rows)
+
+
+async def enqueue_form(request: Request) -> Response:
+    state = web_state(request)
+    return render(request, "enqueue.html", tasks=state.registry.names(),
+                  max_bytes=state.settings.job_max_data_bytes)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", overview),
+        Route("/jobs/{state}", job_list),
+        Route("/job/{job_id}", job_detail),
+        Route("/schedules", schedules),
+        Route("/workers", workers),
+        Route("/enqueue", enqueue_form),
+    ]

@@ -1,0 +1,149 @@
+"""Read-only views of the queue shared by the HTML pages and the JSON API."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bullpen import cron, heartbeat
+from bullpen.adapter import JOB_STATES, JobRecord, QueueClient, SchedulerRecord, now_ms
+from bullpen.cli.schedules import schedule_rows
+from bullpen.reconcile import OWNED_KEY
+from bullpen.stats import read_schedule_runs
+from bullpen.web.state import WebState
+
+PAGE_SIZE = 25
+HOUR_MS = 3_600_000
+# Filtering by task scans the state's list in chunks; beyond this many jobs it stops looking.
+FILTER_SCAN_LIMIT = 5000
+FILTER_CHUNK = 250
+# A scheduler whose next fire is this far in the past has missed it (no worker took the job).
+MISSED_GRACE_MS = 60_000
+MAX_MISSED_COUNTED = 1000
+
+
+def job_dict(record: JobRecord) -> dict[str, Any]:
+    """A job as JSON: the record's fields plus its duration and display name."""
+    values = asdict(record)
+    values["duration_ms"] = record.duration_ms
+    values["display_name"] = record.display_name
+    return values
+
+
+async def overview(state: WebState) -> dict[str, Any]:
+    """Counts by state, whether paused, and throughput and failure rate over the last hour."""
+    client = state.client
+    since_ms = now_ms() - HOUR_MS
+    counts, paused, done, failed, workers = await asyncio.gather(
+        client.get_counts(), client.is_paused(),
+        client.count_finished_since("completed", since_ms),
+        client.count_finished_since("failed", since_ms),
+        heartbeat.alive_workers(client),
+    )
+    finished = done + failed
+    return {
+        "queue": client.name,
+        "counts": counts,
+        "paused": paused,
+        "last_hour": {
+            "completed": done,
+            "failed": failed,
+            "per_minute": round(finished / 60, 2),
+            "failure_rate": round(failed / finished, 4) if finished else None,
+        },
+        "workers": len(workers),
+        "tasks": state.registry.names(),
+    }
+
+
+@dataclass(slots=True)
+class JobPage:
+    state: str
+    task: str | None
+    page: int
+    size: int
+    jobs: list[JobRecord] = field(default_factory=list)
+    total: int | None = None
+    has_next: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "task": self.task, "page": self.page, "size": self.size,
+                "total": self.total, "has_next": self.has_next,
+                "jobs": [job_dict(job) for job in self.jobs]}
+
+
+async def list_jobs(client: QueueClient, state: str, task: str | None, page: int,
+                    size: int = PAGE_SIZE) -> JobPage:
+    """One page of a state's jobs, newest first, optionally only those of one task."""
+    if state not in JOB_STATES:
+        raise ValueError(f"unknown job state {state!r} (expected one of {', '.join(JOB_STATES)})")
+    page = max(page, 1)
+    result = JobPage(state, task or None, page, size)
+    if not task:
+        start = (page - 1) * size
+        result.jobs = await client.get_jobs(state, start, start + size - 1)
+        result.total = (await client.get_counts([state]))[state]
+        result.has_next = start + size < result.total
+        return result
+    wanted_from, matched = (page - 1) * size, 0
+    for start in range(0, FILTER_SCAN_LIMIT, FILTER_CHUNK):
+        chunk = await client.get_jobs(state, start, start + FILTER_CHUNK - 1)
+        for job in chunk:
+            if job.name != task:
+                continue
+            if matched >= wanted_from + size:
+                result.has_next = True
+                return result
+            if matched >= wanted_from:
+                result.jobs.append(job)
+            matched += 1
+        if len(chunk) < FILTER_CHUNK:
+            break
+    return result
+
+
+async def job_detail(client: QueueClient, job_id: str) -> dict[str, Any] | None:
+    record = await client.get_job(job_id)
+    if record is None:
+        return None
+    return {**job_dict(record), "logs": await client.get_logs(job_id)}
+
+
+def missed_runs(record: SchedulerRecord, at_ms: int) -> int:
+    """Fire times between the scheduler's pending `next` and `at_ms` less the grace period."""
+    if record.next_ms is None or record.next_ms >= at_ms - MISSED_GRACE_MS:
+        return 0
+    cutoff = at_ms - MISSED_GRACE_MS
+    if record.every_ms:
+        return min(MAX_MISSED_COUNTED, (cutoff - record.next_ms) // record.every_ms + 1)
+    if not record.pattern:
+        return 1
+    count, moment = 0, record.next_ms
+    while moment <= cutoff and count < MAX_MISSED_COUNTED:
+        count += 1
+        moment = cron.next_fire_ms(record.pattern, moment, record.tz)
+    return count
+
+
+async def schedules_view(state: WebState) -> list[dict[str, Any]]:
+    """Declared versus registered schedules with their last run and any missed fires."""
+    client = state.client
+    registered, owned, runs = await asyncio.gather(
+        client.get_schedulers(), client.redis.hkeys(client.key(OWNED_KEY)),
+        read_schedule_runs(client),
+    )
+    by_id = {record.id: record for record in registered}
+    at_ms = now_ms()
+    rows = schedule_rows(state.schedules, registered, set(owned))
+    for row in rows:
+        record = by_id.get(row["name"])
+        row["last_run"] = runs.get(row["name"])
+        row["missed_runs"] = missed_runs(record, at_ms) if record else 0
+        row["iteration_count"] = record.iteration_count if record else 0
+    return rows
+
+
+async def workers_view(client: QueueClient) -> list[dict[str, Any]]:
+    workers = await heartbeat.alive_workers(client)
+    return [{**asdict(info), "age_s": round(info.age_s, 1)} for info in workers]

@@ -1,0 +1,102 @@
+"""The Jinja2 environment: autoescaped templates and filters for times, sizes and JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+FLASH_COOKIE = "bullpen_flash"
+
+
+def ms_time(value: int | float | None) -> str:
+    if not value:
+        return "—"
+    return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def s_time(value: int | float | None) -> str:
+    return ms_time(value * 1000) if value else "—"
+
+
+def duration_ms(value: int | float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 1000:
+        return f"{value:.0f} ms"
+    seconds = value / 1000
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def age_s(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if abs(value) >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f} s"
+
+
+def file_size(value: int | None) -> str:
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def pretty_json(value: Any) -> str:
+    # Escaping happens in the template (autoescape); this only lays the value out.
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False, sort_keys=True)
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def build_templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters.update(ms_time=ms_time, s_time=s_time, duration_ms=duration_ms, age_s=age_s,
+                       file_size=file_size, pretty_json=pretty_json,
+                       compact_json=compact_json)
+    return Jinja2Templates(env=env)
+
+
+def set_flash(response: Response, message: str, ok: bool = True) -> None:
+    """A one-shot message for the next page (the page a POST redirects to)."""
+    value = quote(f"{'ok' if ok else 'error'}:{message[:1000]}")
+    response.set_cookie(FLASH_COOKIE, value, max_age=60, httponly=True, samesite="lax")
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    """Render `name` with the CSRF token, the flash message and the shared page data."""
+    templates: Jinja2Templates = request.app.state.templates
+    kind, _, flash = unquote(request.cookies.get(FLASH_COOKIE, "")).partition(":")
+    context.setdefault("refresh_s", None)
+    response = templates.TemplateResponse(request, name, {
+        "csrf_token": request.scope.get("state", {}).get("csrf_token", ""),
+        "flash": flash,
+        "flash_kind": kind,
+        "redis_url": request.app.state.web.redis_url_shown,
+        "queue": request.app.state.web.settings.worker_default_queue,
+        "exports_enabled": request.app.state.web.exports is not None,
+        "path": request.url.path,
+        **context,
+    }, status_code=status)
+    if flash:
+        response.delete_cookie(FLASH_COOKIE)
+    return response
