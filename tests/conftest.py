@@ -78,3 +78,19 @@ async def raw_redis() -> AsyncIterator[aioredis.Redis]:
     connection = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     yield connection
     await connection.aclose()
+
+
+APPS_DIR = str(Path(__file__).parent / "apps")
+
+
+@pytest.fixture
+def app_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """`env` plus the sample test app (tasks that record their runs in Redis)."""
+    extra = {
+        "BULLPEN_APP": "sample_app",
+        "PYTHONPATH": os.pathsep.join(filter(None, [APPS_DIR, os.environ.get("PYTHONPATH")])),
+    }
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(APPS_DIR)
+    return {**env, **extra}

@@ -81,3 +81,16 @@ def eventually(check: Callable[[], bool], timeout: float = 10, interval: float =
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+def recorded_runs(queue: str, url: str = "redis://127.0.0.1:6379/0") -> list[dict[str, object]]:
+    """The runs the sample app's tasks recorded for this queue, oldest first."""
+    import json
+
+    import redis
+
+    connection = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return [json.loads(item) for item in connection.lrange(f"bull:{queue}:test:runs", 0, -1)]
+    finally:
+        connection.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
@@ -39,12 +39,70 @@ def check_pattern(pattern: str) -> None:
         raise ValueError(f"invalid cron pattern {pattern!r} ({exc})") from None
 
 
+_DST_MARGIN = timedelta(hours=3)
+
+
+def _all_hours(pattern: str) -> bool:
+    # croniter's expanded fields are always ordered minute, hour, day, month, weekday[, second].
+    hours = croniter(pattern, datetime(2026, 1, 1), second_at_beginning=True).expanded[1]
+    return hours == ["*"] or len(hours) == 24
+
+
+def _exists(wall: datetime, tzinfo: ZoneInfo) -> bool:
+    return _wall(int(wall.replace(tzinfo=tzinfo).timestamp() * 1000), tzinfo) == wall
+
+
+def _instants(wall: datetime, tzinfo: ZoneInfo, both_folds: bool) -> set[int]:
+    """Epoch ms for a naive wall time, by cron-parser's rules: a time skipped by a DST gap fires
+    after the gap (fold 0), unless the gap swallowed midnight; a repeated time fires at its first
+    occurrence only, or at both when the pattern fires every hour."""
+    if not _exists(wall, tzinfo) and not _exists(wall.replace(hour=0, minute=0, second=0), tzinfo):
+        return set()
+    if _repeated(wall.replace(hour=0, minute=0, second=0), tzinfo):
+        folds: tuple[int, ...] = (1,)  # a day that starts in a repeated hour starts at its end
+    else:
+        folds = (0, 1) if both_folds else (0,)
+    return {int(wall.replace(tzinfo=tzinfo, fold=fold).timestamp() * 1000) for fold in folds}
+
+
+def _repeated(wall: datetime, tzinfo: ZoneInfo) -> bool:
+    return wall.replace(tzinfo=tzinfo, fold=0).utcoffset() != wall.replace(
+        tzinfo=tzinfo, fold=1).utcoffset()
+
+
+def _steady(instant_ms: int, tzinfo: ZoneInfo) -> bool:
+    """True when the zone's UTC offset does not change within the margin around the instant."""
+    margin_s = _DST_MARGIN.total_seconds()
+    before = datetime.fromtimestamp(instant_ms / 1000 - margin_s, tz=tzinfo).utcoffset()
+    after = datetime.fromtimestamp(instant_ms / 1000 + margin_s, tz=tzinfo).utcoffset()
+    return before == after
+
+
 def next_fire_ms(pattern: str, after_ms: int, tz: str | None = None) -> int:
-    """The first fire time strictly after `after_ms` (epoch ms), evaluated in zone `tz`."""
-    tzinfo = zone(tz) or UTC
-    base = datetime.fromtimestamp(after_ms / 1000, tz=tzinfo)
-    itr = croniter(pattern, base, second_at_beginning=True)
-    return int(itr.get_next(datetime).timestamp() * 1000)
+    """The first fire time strictly after `after_ms` (epoch ms), as Node BullMQ computes it.
+
+    Matching is on the zone's wall clock, so daylight-saving changes behave as cron-parser's
+    (croniter alone skips or doubles runs on those days). Near a change, wall times from a
+    margin before are considered too, since a repeated hour maps them to later instants.
+    """
+    tzinfo = zone(tz) or ZoneInfo("UTC")
+    start = _wall(after_ms, tzinfo)
+    if not _steady(after_ms, tzinfo):
+        start -= _DST_MARGIN
+    walls = croniter(pattern, start, second_at_beginning=True)
+    both_folds = _all_hours(pattern)
+    best: int | None = None
+    while True:
+        wall = walls.get_next(datetime)
+        if best is not None and (_steady(best, tzinfo) or wall - _DST_MARGIN > _wall(best, tzinfo)):
+            return best  # no later wall time can map to an earlier instant
+        later = [ms for ms in _instants(wall, tzinfo, both_folds) if ms > after_ms]
+        if later and (best is None or min(later) < best):
+            best = min(later)
+
+
+def _wall(instant_ms: int, tzinfo: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(instant_ms / 1000, tz=tzinfo).replace(tzinfo=None)
 
 
 def next_fire_times(pattern: str, after_ms: int, tz: str | None = None, count: int = 3

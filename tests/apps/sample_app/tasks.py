@@ -1,0 +1,82 @@
+"""Tasks for tests: each run is recorded in a Redis list so tests can count runs exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import redis
+
+from bullpen import JobContext, UnrecoverableJobError
+
+_sync_redis: dict[str, redis.Redis] = {}
+
+
+def _runs_key(ctx: JobContext) -> str:
+    return f"{ctx.settings.worker_prefix}:{ctx.settings.worker_default_queue}:test:runs"
+
+
+def _sync_client(ctx: JobContext) -> redis.Redis:
+    url = ctx.settings.worker_redis_url or ""
+    if url not in _sync_redis:
+        _sync_redis[url] = redis.Redis.from_url(url, decode_responses=True)
+    return _sync_redis[url]
+
+
+async def record(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Async: note the run (job id, scheduler, start time) and return the data."""
+    entry = {"job_id": ctx.job.id, "scheduler": ctx.job.scheduler_id, "at_ms": time.time() * 1000,
+             "worker": ctx.worker_id, "data": data}
+    await ctx.redis.rpush(_runs_key(ctx), json.dumps(entry))
+    ctx.log(f"recorded {ctx.job.id}")
+    return {"echo": data}
+
+
+def record_sync(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Plain def: runs in a thread; optionally blocks (sleep or CPU) for `block_s`."""
+    block_s = float(data.get("block_s", 0))
+    if data.get("cpu"):
+        deadline = time.monotonic() + block_s
+        digest = b""
+        while time.monotonic() < deadline:
+            digest = hashlib.sha256(digest).digest()
+    elif block_s:
+        time.sleep(block_s)
+    _sync_client(ctx).rpush(_runs_key(ctx), json.dumps({"job_id": ctx.job.id,
+                                                         "at_ms": time.time() * 1000}))
+    ctx.log("sync handler ran")
+    return {"thread": True, "data": data}
+
+
+async def flaky(data: dict[str, Any], ctx: JobContext) -> str:
+    """Fails until attempt `succeed_on`; records each attempt's start time."""
+    await ctx.redis.rpush(_runs_key(ctx), json.dumps({"job_id": ctx.job.id,
+                                                       "at_ms": time.time() * 1000}))
+    if ctx.job.attempts_made + 1 < int(data.get("succeed_on", 99)):
+        raise RuntimeError(f"flaky failure on attempt {ctx.job.attempts_made + 1}")
+    return "ok"
+
+
+def give_up(_data: dict[str, Any]) -> None:
+    raise UnrecoverableJobError("bad input: will not retry")
+
+
+async def slow(data: dict[str, Any], ctx: JobContext) -> str:
+    """Async sleep for `sleep_s`, recording start and finish."""
+    import asyncio
+
+    await ctx.redis.rpush(_runs_key(ctx), json.dumps({"job_id": ctx.job.id, "event": "start"}))
+    await asyncio.sleep(float(data.get("sleep_s", 1)))
+    await ctx.redis.rpush(_runs_key(ctx), json.dumps({"job_id": ctx.job.id, "event": "end"}))
+    return "done"
+
+
+task_handlers = {
+    "test.record": record,
+    "test.record_sync": record_sync,
+    "test.flaky": flaky,
+    "test.give_up": give_up,
+    "test.slow": slow,
+}

@@ -1,0 +1,111 @@
+"""The port's measured defects, each pinned by a test that fails if it comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from bullpen.adapter import ActiveJob, JobOptions, QueueClient, QueueWorker, WorkerOptions
+from bullpen.errors import SettingsError
+
+
+async def _run_worker(url: str, queue: str, options: WorkerOptions,
+                      handler: Any) -> QueueWorker:
+    worker = QueueWorker(url, queue, "bull", options, handler)
+    worker.start(on_error=lambda exc: None)
+    return worker
+
+
+async def _wait(predicate: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_idle_worker_wakes_for_a_job_due_after_the_socket_timeout(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    # redis-py >= 8 gives up on a blocking wait after 5 s; a 7 s delay crosses that line.
+    started: list[float] = []
+
+    async def handler(job: ActiveJob) -> None:
+        started.append(time.time())
+
+    worker = await _run_worker(redis_url, queue_name, WorkerOptions(drain_delay_s=10), handler)
+    await asyncio.sleep(0.3)
+    enqueued = time.time()
+    await client.add("late", {}, JobOptions(delay_ms=7000))
+    await _wait(lambda: started, 12)
+    await worker.close(5)
+    assert 6.9 <= started[0] - enqueued < 8.0
+
+
+async def test_limiter_keeps_the_configured_rate_without_drain_delay_stalls(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    # 20 per 500 ms: 80 jobs need 4 windows (≈1.5–2 s); the port alone slept 5 s per window.
+    done: list[float] = []
+
+    async def handler(job: ActiveJob) -> None:
+        done.append(time.monotonic())
+
+    for index in range(80):
+        await client.add("limited", {"i": index}, JobOptions())
+    options = WorkerOptions(concurrency=5, limiter_max=20, limiter_duration_ms=500)
+    started = time.monotonic()
+    worker = await _run_worker(redis_url, queue_name, options, handler)
+    await _wait(lambda: len(done) == 80, 15)
+    elapsed = time.monotonic() - started
+    await worker.close(5)
+    assert elapsed < (80 / 20) * 0.5 / 0.9 + 0.5, f"limited run took {elapsed:.2f} s"
+    # BullMQ's limiter uses consecutive fixed windows: 80 jobs at 20 per window span >= 3 windows.
+    span = max(done) - min(done)
+    assert span >= 3 * 0.5 - 0.05, f"80 jobs in {span:.2f} s is faster than 20 per 500 ms"
+
+
+async def test_due_jobs_start_within_milliseconds_not_rounded_seconds(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    lateness_ms: list[float] = []
+    due: dict[str, float] = {}
+
+    async def handler(job: ActiveJob) -> None:
+        lateness_ms.append(time.time() * 1000 - due[job.record.id])
+
+    worker = await _run_worker(redis_url, queue_name, WorkerOptions(), handler)
+    await asyncio.sleep(0.3)
+    for delay_ms in (150, 330, 570, 810, 1090):
+        job_id = await client.add("due", {}, JobOptions(delay_ms=delay_ms))
+        due[job_id] = time.time() * 1000 + delay_ms
+        await asyncio.sleep(1.3)
+    await _wait(lambda: len(lateness_ms) == 5, 5)
+    await worker.close(5)
+    # Whole-second rounding made jobs up to ~1000 ms late; allow generous CI noise.
+    assert max(lateness_ms) < 250, lateness_ms
+
+
+def test_worker_refuses_to_start_outside_a_running_loop(redis_url: str, queue_name: str) -> None:
+    async def handler(job: ActiveJob) -> None:
+        return None
+
+    worker = QueueWorker(redis_url, queue_name, "bull", WorkerOptions(), handler)
+    with pytest.raises(RuntimeError):
+        worker.start(on_error=lambda exc: None)
+
+
+def test_worker_options_are_checked() -> None:
+    with pytest.raises(TypeError):
+        WorkerOptions(concurency=5)  # type: ignore[call-arg]
+    with pytest.raises(SettingsError, match="concurrency=0"):
+        WorkerOptions(concurrency=0)
+
+
+async def test_six_field_patterns_fire_seconds_first(redis_url: str, queue_name: str,
+                                                     client: QueueClient) -> None:
+    await client.upsert_scheduler("every-2s", "tick", {}, pattern="*/2 * * * * *", every_ms=None,
+                                  tz=None, options=JobOptions())
+    record = await client.get_scheduler("every-2s")
+    assert record is not None and record.next_ms is not None
+    assert record.next_ms % 2000 == 0
+    assert record.next_ms - time.time() * 1000 <= 2000
