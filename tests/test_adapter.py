@@ -45,7 +45,7 @@ async def test_idle_worker_wakes_for_a_job_due_after_the_socket_timeout(
 
 async def test_limiter_keeps_the_configured_rate_without_drain_delay_stalls(
         redis_url: str, queue_name: str, client: QueueClient) -> None:
-    # 20 per 500 ms: 80 jobs need 4 windows (≈1.5–2 s); the port alone slept 5 s per window.
+    # 20 per 500 ms: 80 jobs need 4 windows (about 1.5 to 2 s); the port alone slept 5 s per window.
     done: list[float] = []
 
     async def handler(job: ActiveJob) -> None:
