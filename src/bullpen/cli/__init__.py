@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bullpen.cli import jobs, schedules, worker
+from bullpen.cli import doctor as doctor_cli
 from bullpen.cli import embedded as embedded_cli
 from bullpen.cli import web as web_cli
 
@@ -20,6 +21,7 @@ jobs.register(app)
 schedules.register(app)
 embedded_cli.register(app)
 web_cli.register(app)
+doctor_cli.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,195 @@
+"""Doctor checks against Redis: reachable, version, eviction, persistence, workers, jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
+from redis.retry import Retry
+
+from bullpen import __version__
+from bullpen.adapter import QueueClient, connection_kwargs
+from bullpen.connection import redact
+from bullpen.doctor import Check, fail, ok, skip, warn
+from bullpen.errors import BullpenError
+from bullpen.settings import Settings
+
+NAMES = ("redis", "redis version", "eviction policy", "persistence", "workers", "schedules",
+         "failed jobs")
+MIN_VERSION = (6, 2, 0)
+FAILED_WINDOW_MS = 3600 * 1000
+
+
+def _target(loaded: Settings) -> tuple[str | None, str]:
+    """The URL to check and where it came from; never starts the embedded server."""
+    if loaded.worker_redis_url:
+        return loaded.worker_redis_url, "WORKER_REDIS_URL"
+    from bullpen import embedded
+
+    return embedded.status(loaded.bullpen_var_dir).url, "embedded server"
+
+
+def quick_connection(url: str) -> aioredis.Redis:
+    """A client that tries once and gives up within seconds, unlike the queue's own."""
+    kwargs = connection_kwargs(url)
+    kwargs.update(socket_timeout=5, socket_connect_timeout=3, retry=Retry(NoBackoff(), 0))
+    return aioredis.Redis(**kwargs, decode_responses=True)
+
+
+async def _info(url: str) -> dict[str, Any]:
+    connection = quick_connection(url)
+    try:
+        info: dict[str, Any] = await connection.info()
+        info["_save"] = await _config_value(connection, "save")
+        info["_appendfsync"] = await _config_value(connection, "appendfsync")
+        return info
+    finally:
+        await connection.aclose()
+
+
+async def _config_value(connection: aioredis.Redis, name: str) -> str | None:
+    """A CONFIG GET value, or None where CONFIG is disabled (many managed services)."""
+    try:
+        values: dict[Any, Any] = await connection.config_get(name)
+    except ResponseError:
+        return None
+    return values.get(name)
+
+
+async def check_server(loaded: Settings) -> list[Check]:
+    url, source = _target(loaded)
+    if url is None or (source == "embedded server" and not await _reachable(url)):
+        return [fail("redis", "WORKER_REDIS_URL is unset and the embedded server is not running",
+                     "start a worker (it starts the server) or run `bullpen embedded start`; "
+                     "or set WORKER_REDIS_URL"), *(skip(name, "no Redis") for name in NAMES[1:])]
+    try:
+        info = await _info(url)
+    except (RedisError, OSError, BullpenError) as exc:
+        unreachable = fail("redis", f"{redact(url)} ({source}) is unreachable: {exc}",
+                           "start Redis there or correct WORKER_REDIS_URL (unset it to use the "
+                           "embedded one-machine server)")
+        return [unreachable, *(skip(name, "no Redis") for name in NAMES[1:])]
+    checks = [ok("redis", f"{redact(url)} answers ({source})"), _version(info), _eviction(info),
+              _persistence(info)]
+    client = QueueClient(url, loaded.worker_default_queue, loaded.worker_prefix)
+    try:
+        checks += [await _workers(client), await _schedules(client, loaded),
+                   await _failed_jobs(client)]
+    finally:
+        await client.close()
+    return checks
+
+
+async def _reachable(url: str) -> bool:
+    try:
+        await _info(url)
+    except (RedisError, OSError):
+        return False
+    return True
+
+
+def _version(info: dict[str, Any]) -> Check:
+    text = str(info.get("redis_version", "0"))
+    parts = tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+    server = f"Valkey {info['valkey_version']}" if "valkey_version" in info else f"Redis {text}"
+    if parts < MIN_VERSION:
+        return fail("redis version", f"{server} is older than 6.2",
+                    "upgrade to Redis 6.2 or newer (BullMQ's scripts need it)")
+    return ok("redis version", server)
+
+
+def _eviction(info: dict[str, Any]) -> Check:
+    policy = info.get("maxmemory_policy", "?")
+    if policy != "noeviction":
+        return fail("eviction policy", f"maxmemory-policy is {policy}: Redis may delete job keys "
+                    "when memory is full",
+                    "CONFIG SET maxmemory-policy noeviction, and put `maxmemory-policy "
+                    "noeviction` in redis.conf (or the provider's parameter group)")
+    return ok("eviction policy", "maxmemory-policy noeviction")
+
+
+def _persistence(info: dict[str, Any]) -> Check:
+    name = "persistence"
+    if info.get("aof_last_write_status", "ok") != "ok":
+        return fail(name, "the last AOF write failed (disk full or read-only?)",
+                    "free disk space for Redis's data dir; see the Redis log")
+    save = info.get("_save")
+    if info.get("aof_enabled"):
+        fsync = info.get("_appendfsync")
+        return ok(name, "AOF on" + (f" (appendfsync {fsync})" if fsync else ""))
+    enable = ("CONFIG SET appendonly yes, and `appendonly yes` + `appendfsync everysec` "
+              "in redis.conf")
+    if save:
+        return warn(name, f"RDB snapshots only (save {save}): a crash loses the jobs since the "
+                    "last snapshot", enable)
+    if save is None:
+        return warn(name, "AOF off; snapshot schedule unknown (CONFIG is disabled)", enable)
+    return fail(name, "off (no AOF, no snapshots): a Redis restart loses every job", enable)
+
+
+async def _workers(client: QueueClient) -> Check:
+    from bullpen.heartbeat import alive_workers
+
+    alive = await alive_workers(client)
+    if not alive:
+        return fail("workers", f"no live worker heartbeat on queue {client.name!r}",
+                    "start one: `bullpen worker` (systemd: systemctl start bullpen-worker)")
+    described = ", ".join(f"{info.host}/{info.pid} v{info.version} ({info.age_s:.0f} s ago)"
+                          for info in alive)
+    stale = sorted({info.version for info in alive} - {__version__})
+    if stale:
+        return warn("workers", f"{len(alive)} alive: {described}; this bullpen is "
+                    f"v{__version__}", "restart the workers that run "
+                    f"{', '.join(stale)} so they run the installed code")
+    return ok("workers", f"{len(alive)} alive: {described}")
+
+
+async def _schedules(client: QueueClient, loaded: Settings) -> Check:
+    from bullpen.cli.schedules import schedule_rows
+    from bullpen.reconcile import OWNED_KEY
+    from bullpen.registry import load_registry
+    from bullpen.schedule import load_schedules
+
+    try:
+        declared = load_schedules(loaded.bullpen_app, load_registry(loaded.bullpen_app))
+    except BullpenError as exc:
+        return fail("schedules", f"cannot load the declared schedules: {exc}",
+                    "fix the task or schedule module named above, then `bullpen schedules`")
+    owned = set(await client.redis.hkeys(client.key(OWNED_KEY)))
+    rows = schedule_rows(declared, await client.get_schedulers(), owned)
+    by_status: dict[str, list[str]] = {}
+    for row in rows:
+        by_status.setdefault(row["status"], []).append(row["name"])
+    problems = [f"{status}: {', '.join(by_status[status])}"
+                for status in ("missing", "orphaned", "foreign") if status in by_status]
+    if "missing" in by_status or "orphaned" in by_status:
+        return fail("schedules", "; ".join(problems),
+                    "restart a worker: at start-up it registers missing schedules and removes "
+                    "orphaned ones (then check `bullpen schedules`)")
+    registered = len(by_status.get("registered", []))
+    if "foreign" in by_status:
+        return warn("schedules", f"{registered} registered; not bullpen's: "
+                    f"{', '.join(by_status['foreign'])}",
+                    "leave them if another app (e.g. Node BullMQ) owns them, else remove there")
+    return ok("schedules", f"{registered} declared, all registered")
+
+
+async def _failed_jobs(client: QueueClient) -> Check:
+    since_ms = int(time.time() * 1000) - FAILED_WINDOW_MS
+    failed_key = client.key("failed")
+    count = int(await client.redis.zcount(failed_key, since_ms, "+inf"))
+    if not count:
+        return ok("failed jobs", "none in the last hour")
+    latest_ids: list[str] = await client.redis.zrevrangebyscore(failed_key, "+inf", since_ms,
+                                                                start=0, num=1)
+    latest = await client.get_job(latest_ids[0]) if latest_ids else None
+    detail = ""
+    if latest is not None:
+        reason = (latest.failed_reason or "").splitlines()[0:1]
+        detail = f"; latest: {latest.name} #{latest.id}: {''.join(reason)[:120]}"
+    return fail("failed jobs", f"{count} in the last hour{detail}",
+                "read them with `bullpen jobs --state failed` and `bullpen job <id>`, fix the "
+                "cause (the worker log has the traceback), then retry from `bullpen web`")

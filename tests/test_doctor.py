@@ -1,0 +1,201 @@
+"""`bullpen doctor` and `bullpen health`: one planted problem of each kind, and its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from bullpen.adapter import JobOptions, QueueClient
+from bullpen.reconcile import OWNED_KEY
+from conftest import TEST_SECRET
+from support import Proc, run_cli, start_worker
+
+
+def _doctor(env: dict[str, str]) -> tuple[int, dict[str, dict[str, Any]], str]:
+    """Exit code, checks by name (from --json), and the human output."""
+    human = run_cli(["doctor"], env)
+    machine = run_cli(["doctor", "--json"], env)
+    assert human.returncode == machine.returncode, (human.stdout, machine.stdout)
+    checks = {check["name"]: check for check in json.loads(machine.stdout)["checks"]}
+    return human.returncode, checks, human.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[str, redis.Redis]]:
+    """A redis-server of this test's own (never the shared one): evicting, not persisting."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not on PATH")
+    port = _free_port()
+    data = tmp_path / "private-redis"
+    data.mkdir()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--maxmemory-policy", "allkeys-lru", "--dir", str(data)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    connection = redis.Redis(port=port, decode_responses=True)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            connection.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "private redis-server did not start"
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0", connection
+    connection.close()
+    server.terminate()
+    server.wait(10)
+
+
+def test_bad_settings_value(env: dict[str, str]) -> None:
+    code, checks, text = _doctor({**env, "WORKER_CONCURRENCY": "0"})
+    assert code == 1
+    assert checks["settings"]["status"] == "fail"
+    assert "WORKER_CONCURRENCY='0'" in checks["settings"]["message"]
+    assert "fix: correct these variables in the environment or .env" in text
+    assert checks["redis"]["status"] == "skip"
+
+
+def test_placeholder_secret(env: dict[str, str]) -> None:
+    code, checks, text = _doctor({**env, "EXPORT_TOKEN_SECRET": "your-secret-here"})
+    assert code == 1
+    assert "placeholder" in checks["export token secret"]["message"]
+    assert "fix: set EXPORT_TOKEN_SECRET to 32+ random bytes" in text
+
+
+def test_unreachable_redis_hides_the_password(env: dict[str, str]) -> None:
+    url = f"redis://:hunter2-not-shown@127.0.0.1:{_free_port()}/0"
+    code, checks, text = _doctor({**env, "WORKER_REDIS_URL": url})
+    assert code == 1
+    assert "is unreachable" in checks["redis"]["message"]
+    assert "fix: start Redis there or correct WORKER_REDIS_URL" in text
+    assert "hunter2" not in text
+    assert checks["workers"]["status"] == "skip"
+
+
+def test_eviction_policy_and_persistence(env: dict[str, str],
+                                         private_redis: tuple[str, redis.Redis]) -> None:
+    url, connection = private_redis
+    code, checks, text = _doctor({**env, "WORKER_REDIS_URL": url})
+    assert code == 1
+    assert checks["eviction policy"]["message"].startswith("maxmemory-policy is allkeys-lru")
+    assert "fix: CONFIG SET maxmemory-policy noeviction" in text
+    assert checks["persistence"]["status"] == "fail"
+    assert "fix: CONFIG SET appendonly yes" in text
+
+    connection.config_set("maxmemory-policy", "noeviction")
+    connection.config_set("appendonly", "yes")
+    _, checks, _ = _doctor({**env, "WORKER_REDIS_URL": url})
+    assert checks["eviction policy"]["status"] == "ok"
+    assert checks["persistence"]["message"] == "AOF on (appendfsync everysec)"
+
+
+def test_no_worker_then_a_live_one(env: dict[str, str]) -> None:
+    Path(env["EXPORT_DIR"]).mkdir(parents=True)
+    _, checks, text = _doctor(env)
+    assert checks["workers"]["status"] == "fail"
+    assert "fix: start one: `bullpen worker`" in text
+    assert checks["schedules"]["message"] == "missing: cleanup-exports-hourly"
+
+    worker = start_worker(env)
+    try:
+        worker.wait_for("Schedules reconciled")
+        _, checks, text = _doctor(env)
+        assert checks["workers"]["message"].startswith("1 alive: ")
+        assert checks["schedules"]["status"] == "ok", text
+        assert run_cli(["health", "--worker"], env).returncode == 0
+    finally:
+        worker.kill()
+
+
+async def test_orphaned_and_foreign_schedules(env: dict[str, str], client: QueueClient) -> None:
+    for name in ("old-nightly", "node-report"):
+        await client.upsert_scheduler(name, "health.check", {}, pattern="0 3 * * *", every_ms=None,
+                                      tz=None, options=JobOptions())
+    await client.redis.hset(client.key(OWNED_KEY), "old-nightly", "{}")
+    _, checks, text = _doctor(env)
+    message = checks["schedules"]["message"]
+    assert message == ("missing: cleanup-exports-hourly; orphaned: old-nightly; "
+                       "foreign: node-report")
+    assert "fix: restart a worker: at start-up it registers missing schedules and removes " \
+           "orphaned ones" in text
+
+
+def test_failed_job_in_the_last_hour(app_env: dict[str, str]) -> None:
+    worker: Proc = start_worker(app_env)
+    try:
+        assert run_cli(["enqueue", "test.give_up"], app_env).returncode == 0
+        worker.wait_for("failed")
+    finally:
+        worker.kill()
+    _, checks, text = _doctor(app_env)
+    assert checks["failed jobs"]["status"] == "fail"
+    assert "1 in the last hour; latest: test.give_up" in checks["failed jobs"]["message"]
+    assert "bad input: will not retry" in checks["failed jobs"]["message"]
+    assert "fix: read them with `bullpen jobs --state failed`" in text
+
+
+def test_export_dir_missing_then_a_file(env: dict[str, str]) -> None:
+    export_dir = Path(env["EXPORT_DIR"])
+    _, checks, text = _doctor(env)
+    assert checks["export directory"]["message"].endswith("(EXPORT_DIR) does not exist")
+    assert f"fix: mkdir -p {export_dir}, owned by the user" in text
+
+    export_dir.write_text("not a directory")
+    _, checks, text = _doctor(env)
+    assert checks["export directory"]["message"].endswith("is not a directory")
+    assert "fix: move that file away, or point EXPORT_DIR at a directory" in text
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to any directory")
+def test_export_dir_unwritable(env: dict[str, str]) -> None:
+    export_dir = Path(env["EXPORT_DIR"])
+    export_dir.mkdir(mode=0o500)
+    try:
+        _, checks, text = _doctor(env)
+    finally:
+        export_dir.chmod(0o700)
+    assert "is not writable by uid" in checks["export directory"]["message"]
+    assert f"fix: chown -R <service user> {export_dir}" in text
+
+
+def test_healthy_secrets_are_never_printed(env: dict[str, str]) -> None:
+    _, checks, text = _doctor(env)
+    assert checks["export token secret"]["status"] == "ok"
+    assert TEST_SECRET not in text
+
+
+def test_health_fails_without_a_worker_or_redis(env: dict[str, str]) -> None:
+    assert run_cli(["health"], env).returncode == 0
+    missing = run_cli(["health", "--worker"], env)
+    assert missing.returncode == 1
+    assert "no live worker heartbeat from host" in missing.stderr
+    closed = run_cli(["health"], {**env, "WORKER_REDIS_URL": f"redis://127.0.0.1:{_free_port()}"})
+    assert closed.returncode == 1
+    assert "is unreachable" in closed.stderr
+
+
+def test_embedded_mode_without_a_running_server(env: dict[str, str]) -> None:
+    code, checks, text = _doctor({**env, "WORKER_REDIS_URL": ""})
+    assert code == 1
+    assert checks["redis"]["message"] == ("WORKER_REDIS_URL is unset and the embedded server "
+                                          "is not running")
+    assert "`bullpen embedded start`" in text
+    assert not (Path(env["BULLPEN_VAR_DIR"]) / "redis" / "url").exists()
