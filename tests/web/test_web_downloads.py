@@ -31,6 +31,7 @@ async def test_download_streams_the_file_with_its_headers(http: httpx.AsyncClien
         "attachment; filename=\"report caf_.csv\"; filename*=UTF-8''report%20caf%C3%A9.csv")
     assert response.headers["accept-ranges"] == "bytes"
     assert response.headers["cache-control"] == "private, no-store"
+    assert "set-cookie" not in response.headers
     head = await http.head(f"/exports/{token}")
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(CONTENT))

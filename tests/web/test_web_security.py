@@ -67,7 +67,12 @@ async def test_token_auth_for_api_pages_and_login(token_http: httpx.AsyncClient)
                                                  "next": "/workers"})
     assert good.status_code == 303 and good.headers["location"] == "/workers"
     assert WEB_TOKEN not in good.headers["set-cookie"]
-    assert (await token_http.get("/workers")).status_code == 200
+    signed_in = await token_http.get("/workers")
+    assert signed_in.status_code == 200 and "Sign out" in signed_in.text
+    token = await csrf_token(token_http, "/workers")
+    out = await token_http.post("/logout", data={"csrf_token": token})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert (await token_http.get("/api/workers")).status_code == 401
 
 
 async def test_basic_auth(web_env: dict[str, str], client: QueueClient) -> None:

@@ -103,13 +103,19 @@ def _replay(body: bytes, original: Receive) -> Receive:
     return receive
 
 
+def _is_page(message: Message, scope: Scope) -> bool:
+    """Only dashboard pages carry forms; downloads, probes and JSON get no cookie."""
+    content_type = MutableHeaders(scope=message).get("content-type", "")
+    return content_type.startswith("text/html") and not scope["path"].startswith("/exports/")
+
+
 def _with_cookie(send: Send, nonce: str | None, scope: Scope) -> Send:
     if nonce is None:
         return send
     secure = "; Secure" if scope.get("scheme") == "https" else ""
 
     async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
+        if message["type"] == "http.response.start" and _is_page(message, scope):
             headers = MutableHeaders(scope=message)
             headers.append("set-cookie", f"{CSRF_COOKIE}={nonce}; Path=/; HttpOnly; "
                                          f"SameSite=Lax{secure}")

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from bullpen.web.security import SESSION_COOKIE
+
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "bullpen_flash"
 
@@ -95,6 +97,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
         "queue": request.app.state.web.settings.worker_default_queue,
         "exports_enabled": request.app.state.web.exports is not None,
         "path": request.url.path,
+        "signed_in": SESSION_COOKIE in request.cookies,
         **context,
     }, status_code=status)
     if flash:

@@ -1,0 +1,46 @@
+"""Every dashboard page renders from real queue data; forms redirect with a one-shot message."""
+
+from __future__ import annotations
+
+import httpx
+from web_helpers import csrf_token
+
+from bullpen.adapter import JOB_STATES
+
+
+async def test_every_page_renders(http: httpx.AsyncClient) -> None:
+    waiting = (await http.post("/api/jobs", json={"task": "test.record", "data": {"n": 1}})).json()
+    await http.post("/api/jobs", json={"task": "test.record", "delay_ms": 60_000})
+    pages = ["/", "/enqueue", "/schedules", "/workers", "/exports", f"/job/{waiting['id']}",
+             "/jobs/waiting?task=test.record&page=2", "/jobs/waiting?task=test.slow",
+             *[f"/jobs/{state}" for state in JOB_STATES]]
+    for page in pages:
+        response = await http.get(page)
+        assert response.status_code == 200, (page, response.text[:500])
+        assert 'http-equiv="refresh"' in response.text or page in ("/enqueue", "/exports")
+    listed = (await http.get("/jobs/delayed")).text
+    assert "Promote" in listed and "test.record" in listed
+    assert (await http.get("/jobs/sleeping")).status_code == 404
+    assert "not found" in (await http.get("/job/999999")).text
+    missing = await http.get("/no/such/page")
+    assert missing.status_code == 404 and "No such page" in missing.text
+
+
+async def test_forms_redirect_with_a_message_once(http: httpx.AsyncClient) -> None:
+    token = await csrf_token(http)
+    bad = await http.post("/enqueue", data={"task": "test.record", "data": "{oops",
+                                            "csrf_token": token, "next": "/enqueue"})
+    assert bad.status_code == 303 and bad.headers["location"] == "/enqueue"
+    shown = await http.get("/enqueue")
+    assert "data is not valid JSON" in shown.text and 'class="flash error"' in shown.text
+    assert "data is not valid JSON" not in (await http.get("/enqueue")).text
+
+    paused = await http.post("/queue/pause", data={"csrf_token": token, "next": "//evil.example"})
+    assert paused.headers["location"] == "/"
+    assert "paused" in (await http.get("/")).text
+    await http.post("/queue/resume", data={"csrf_token": token})
+
+    ran = await http.post("/schedules/cleanup-exports-hourly/run", data={"csrf_token": token})
+    assert ran.status_code == 303 and ran.headers["location"].startswith("/job/")
+    detail = await http.get(ran.headers["location"])
+    assert "exports.cleanup" in detail.text and "run now as job" in detail.text
