@@ -94,3 +94,46 @@ def recorded_runs(queue: str, url: str = "redis://127.0.0.1:6379/0") -> list[dic
         return [json.loads(item) for item in connection.lrange(f"bull:{queue}:test:runs", 0, -1)]
     finally:
         connection.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of the test's own (AOF on) on a free loopback port, restartable."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrivateRedis:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir),
+             "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        def answers() -> bool:
+            try:
+                return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+            except redis.RedisError:
+                return False
+
+        eventually(answers, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(10)
+        self.process = None

@@ -52,6 +52,19 @@ def connection_kwargs(url: str) -> dict[str, Any]:
     return kwargs
 
 
+async def probe(url: str, timeout_s: float = 2.0) -> None:
+    """One PING without the port's retries (20 of them, backing off to 20 s each); raises."""
+    import redis.asyncio as aioredis
+
+    kwargs = connection_kwargs(url) | {"socket_connect_timeout": timeout_s,
+                                       "socket_timeout": timeout_s}
+    client = aioredis.Redis(**kwargs)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     """Typed worker options; `to_port` is the only place their camelCase names appear."""

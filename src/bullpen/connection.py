@@ -6,7 +6,7 @@ import asyncio
 from urllib.parse import urlsplit, urlunsplit
 
 from bullpen import logs
-from bullpen.adapter import QueueClient
+from bullpen.adapter import QueueClient, probe
 from bullpen.settings import Settings
 
 log = logs.get("worker")
@@ -38,13 +38,13 @@ def client_for(settings: Settings, url: str | None = None) -> QueueClient:
                        settings.worker_prefix)
 
 
-async def wait_for_redis(client: QueueClient, url: str, stop: asyncio.Event | None = None,
+async def wait_for_redis(url: str, stop: asyncio.Event | None = None,
                          max_delay_s: float = 10.0) -> bool:
     """Ping until Redis answers, backing off and logging; False if `stop` was set first."""
     delay = 0.5
     while True:
         try:
-            await client.ping()
+            await probe(url)
             return True
         except Exception as exc:
             log.warning("Redis at %s is unreachable (%s); retrying in %.1f s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class JobContext:
     _active: ActiveJob
     _loop: asyncio.AbstractEventLoop
     _pending: list[asyncio.Future[Any]] = field(default_factory=list)
+    _from_threads: list[concurrent.futures.Future[Any]] = field(default_factory=list)
 
     def log(self, line: str) -> None:
         """Append a line to the job's BullMQ log (shown by dashboards and `bullpen job ID`)."""
@@ -32,18 +34,21 @@ class JobContext:
 
     def _submit(self, coro: Any) -> None:
         try:
-            running = asyncio.get_running_loop()
+            on_loop = asyncio.get_running_loop() is self._loop
         except RuntimeError:
-            running = None
-        if running is self._loop:
+            on_loop = False
+        if on_loop:
             self._pending.append(asyncio.ensure_future(coro))
         else:
-            self._pending.append(
-                asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
-            )
+            # From a `def` handler's thread: run on the worker's loop, collect at flush().
+            self._from_threads.append(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     async def flush(self) -> None:
         """Wait for log and progress writes made by the handler."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        pending = self._pending + [
+            asyncio.wrap_future(future, loop=self._loop) for future in self._from_threads
+        ]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
             self._pending.clear()
+            self._from_threads.clear()

@@ -62,8 +62,8 @@ def import_attribute(module_name: str, attribute: str, required: bool) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if not required and exc.name is not None and module_name.startswith(exc.name):
-            return None
+        if not required and exc.name == module_name:
+            return None  # the app has no such module: nothing to add
         raise TaskError(f"cannot import {module_name!r}: {exc}") from exc
     if not hasattr(module, attribute):
         raise TaskError(f"module {module_name!r} has no {attribute!r} (expected a "

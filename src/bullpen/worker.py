@@ -78,7 +78,7 @@ class WorkerService:
         client = QueueClient(self.url, settings.worker_default_queue, settings.worker_prefix)
         where = " (embedded server: for one machine only)" if self.embedded else ""
         log.info("Using Redis at %s%s", redact(self.url), where)
-        if not await wait_for_redis(client, self.url, self.stop):
+        if not await wait_for_redis(self.url, self.stop):
             await client.close()
             return 0
         dispatcher = Dispatcher(self.registry, settings, client.redis, settings.worker_concurrency)
