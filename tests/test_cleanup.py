@@ -21,28 +21,13 @@ from bullpen.exports.cleanup import LOCK_KEY, run_cleanup
 from bullpen.exports.service import ExportService
 from bullpen.redis_lock import RedisLock
 from bullpen.settings import Settings
+from export_support import age_file, make_export, make_export_id, pair
 
 HOUR_S = 3600
 
 
-def make_export(service: ExportService, age: timedelta, content: bytes = b"payload") -> str:
-    """A real export, created `age` ago."""
-    with time_machine.travel(datetime.now(UTC) - age, tick=False):
-        export, _ = service.create("e.txt", content)
-    return export.id
-
-
-def age_file(path: Path, age: timedelta) -> None:
-    stamp = (datetime.now(UTC) - age).timestamp()
-    os.utime(path, (stamp, stamp), follow_symlinks=False)
-
-
 def listing(directory: Path) -> set[str]:
     return set(os.listdir(directory))
-
-
-def pair(export_id: str) -> set[str]:
-    return {naming.data_name(export_id), naming.meta_name(export_id)}
 
 
 @pytest.fixture
@@ -88,10 +73,6 @@ def planted(service: ExportService, settings: Settings, outside: Path) -> dict[s
     return {"expired": expired, "fresh": fresh, "in_progress": in_progress.name,
             "abandoned": abandoned.name, "link_name": link_name, "orphan": orphan,
             "locked_out": locked_out, "undecodable": os.fsdecode(undecodable).rsplit("/", 1)[1]}
-
-
-def make_export_id(hours: float) -> str:
-    return naming.new_export_id((datetime.now(UTC) - timedelta(hours=hours)).timestamp())
 
 
 async def test_cleanup_table(settings: Settings, raw_redis: Any, planted: dict[str, Any],

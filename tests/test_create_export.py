@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -11,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from bullpen.adapter import JobOptions, JobRecord, QueueClient
+from bullpen.adapter import JobOptions, QueueClient
 from bullpen.errors import ExporterError
 from bullpen.exports.exporters import ExportSource, exporters, get_exporter, parse_params
 from bullpen.exports.service import ExportService
 from bullpen.settings import Settings
+from export_support import finished
 from support import Proc, run_cli, start_worker
 
 
@@ -30,15 +30,6 @@ def enqueue(env: dict[str, str], task: str, data: dict[str, Any]) -> str:
     result = run_cli(["enqueue", task, "--data", json.dumps(data)], env)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
-
-
-async def finished(client: QueueClient, job_id: str, timeout_s: float = 20) -> JobRecord:
-    for _ in range(int(timeout_s / 0.05)):
-        record = await client.get_job(job_id)
-        if record is not None and record.state in ("completed", "failed"):
-            return record
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
 
 
 async def test_round_trip_through_a_worker(env: dict[str, str], worker: Proc,

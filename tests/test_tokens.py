@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -141,7 +142,12 @@ def test_development_mode_generates_and_persists_a_secret(
     dev = settings.model_copy(update={"export_token_secret": SecretStr(""),
                                       "bullpen_env": "development",
                                       "bullpen_var_dir": tmp_path / "devvar"})
-    first = load_secrets(dev)
+    logger = logging.getLogger("bullpen.exports")
+    logger.addHandler(caplog.handler)  # bullpen's logger may not propagate to the root
+    try:
+        first = load_secrets(dev)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert "DEVELOPMENT MODE" in caplog.text
     assert first[0] not in caplog.text
     secret_file = tmp_path / "devvar" / "export-token-secret"

@@ -7,6 +7,7 @@ import typer
 from bullpen.cli import jobs, schedules, worker
 from bullpen.cli import doctor as doctor_cli
 from bullpen.cli import embedded as embedded_cli
+from bullpen.cli import exports as exports_cli
 from bullpen.cli import web as web_cli
 
 app = typer.Typer(
@@ -20,8 +21,9 @@ worker.register(app)
 jobs.register(app)
 schedules.register(app)
 embedded_cli.register(app)
-web_cli.register(app)
 doctor_cli.register(app)
+exports_cli.register(app)
+web_cli.register(app)
 
 
 def main() -> None:
