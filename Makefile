@@ -1,0 +1,27 @@
+# The two commands a newcomer needs: `make worker` and `make test` (see README).
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: worker test lint install
+
+$(BIN)/bullpen: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+
+install: $(BIN)/bullpen
+
+worker: install
+	$(BIN)/bullpen worker
+
+lint: install
+	$(BIN)/ruff check src tests $(wildcard bench examples)
+	$(BIN)/mypy
+
+test: install tests/node/node_modules/.package-lock.json lint
+	$(BIN)/pytest

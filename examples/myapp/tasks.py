@@ -1,0 +1,25 @@
+"""The app's task handlers; bullpen merges them with its own (exports.cleanup, health.check)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bullpen import JobContext
+
+
+def send_digest(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """A plain `def` handler: bullpen runs it in a thread, so blocking I/O is fine here."""
+    recipients = data.get("recipients", ["team@example.com"])
+    ctx.log(f"sending the digest to {len(recipients)} recipient(s)")
+    return {"sent": len(recipients)}
+
+
+async def warm_cache(data: dict[str, Any]) -> str:
+    """An `async def` handler taking only the job data: it runs on the worker's event loop."""
+    return f"warmed {data.get('keys', 0)} keys"
+
+
+task_handlers = {
+    "digest.send": send_digest,
+    "cache.warm": warm_cache,
+}
