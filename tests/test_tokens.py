@@ -13,6 +13,7 @@ import time_machine
 from pydantic import SecretStr
 
 from bullpen.errors import (
+    ExportError,
     ExportNotFoundError,
     SecretError,
     TokenExpiredError,
@@ -197,3 +198,15 @@ def test_verify_with_rotated_settings(settings: Settings) -> None:
     fresh = rotated.issue_token(export).token
     with pytest.raises(TokenInvalidError):
         old_service.verify(fresh)
+
+
+def test_custom_lifetime_and_bad_lifetime(settings: Settings) -> None:
+    service = ExportService(settings)
+    with time_machine.travel(NOW, tick=False):
+        export, _ = service.create("c.txt", b"c")
+        assert service.issue_token(export, expires_in_minutes=5).expires_at == \
+            NOW + timedelta(minutes=5)
+        assert service.issue_token(export.id).expires_at == NOW + timedelta(minutes=15)
+    for bad in (0, -1):
+        with pytest.raises(ExportError, match="expires_in_minutes"):
+            service.issue_token(export, expires_in_minutes=bad)

@@ -99,6 +99,9 @@ class ExportService:
                     expires_in_minutes: float | None = None) -> IssuedToken:
         """A fresh download token; it never outlives the file (capped at its deletion time)."""
         target = export if isinstance(export, Export) else self.store.get(export)
+        if expires_in_minutes is not None and not expires_in_minutes > 0:
+            raise ExportError(f"expires_in_minutes={expires_in_minutes!r}: expected minutes > 0 "
+                              "(leave it out for EXPORT_DEFAULT_EXPIRY_MINUTES)")
         minutes = expires_in_minutes or self._settings.export_default_expiry_minutes
         wanted = datetime.fromtimestamp(time.time(), tz=UTC) + timedelta(minutes=minutes)
         # Whole seconds, rounded down, so the capped expiry is never after the deletion.
