@@ -148,3 +148,31 @@ def test_missing_binary_error_names_the_fixes(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(embedded.EmbeddedError, match="set WORKER_REDIS_URL"):
         embedded.find_binary()
+
+
+def test_long_var_dir_falls_back_to_loopback(tmp_path: Path) -> None:
+    var_dir = tmp_path / ("deep-" * 20) / "var"
+    try:
+        url = embedded.ensure_server(var_dir)
+        assert url.startswith("redis://127.0.0.1:")
+        connection = redis.Redis(**connection_kwargs(url), decode_responses=True)
+        try:
+            assert connection.config_get("bind")["bind"] == "127.0.0.1"
+            assert connection.config_get("appendonly")["appendonly"] == "yes"
+        finally:
+            connection.close()
+        assert embedded.ensure_server(var_dir) == url
+    finally:
+        embedded.stop(var_dir)
+        _kill_leftover(var_dir)
+
+
+def test_a_foreign_server_at_the_recorded_address_is_never_used(
+        local_env: dict[str, str], redis_url: str) -> None:
+    var_dir = Path(local_env["BULLPEN_VAR_DIR"])
+    files = embedded.ServerFiles.under(var_dir)
+    files.root.mkdir(parents=True)
+    files.url_file.write_text(redis_url)  # e.g. a loopback port another server took since
+    assert not embedded.status(var_dir).running
+    assert not embedded.stop(var_dir)
+    assert embedded.ensure_server(var_dir) == f"unix://{files.socket}"

@@ -99,11 +99,13 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis(**kwargs)
 
 
-def _info(url: str) -> dict[str, Any] | None:
-    """INFO from the server at `url`; None if nothing answers; {} while it loads its data."""
+def _info(url: str, files: ServerFiles) -> dict[str, Any] | None:
+    """INFO from our server at `url`; None if nothing (or another server) answers; {} while it
+    loads its data. A loopback port may have been taken by another server since our last start."""
     connection = _client(url)
     try:
-        return dict(connection.info())
+        info = dict(connection.info())
+        return info if info.get("config_file") == str(files.config) else None
     except redis.BusyLoadingError:
         return {}
     except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -191,7 +193,7 @@ def _launch(files: ServerFiles, timeout_s: float) -> str:
                             f"embedded server; its log {files.logfile} ends:\n{_log_tail(files)}")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        info = _info(url)
+        info = _info(url, files)
         if info:
             _write_atomically(files.url_file, url + "\n")
             return url
@@ -204,7 +206,7 @@ def ensure_server(var_dir: Path, timeout_s: float = START_TIMEOUT_S) -> str:
     """The embedded server's URL, starting it first unless one is already up for `var_dir`."""
     files = ServerFiles.under(var_dir)
     url = recorded_url(files)
-    if url and _info(url):
+    if url and _info(url, files):
         return url
     try:
         files.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -214,7 +216,7 @@ def ensure_server(var_dir: Path, timeout_s: float = START_TIMEOUT_S) -> str:
                             "directory, or set WORKER_REDIS_URL.") from None
     with _start_lock(files):
         url = recorded_url(files)
-        if url and _info(url) is not None:
+        if url and _info(url, files) is not None:
             return _wait_ready(files, url, timeout_s)
         return _launch(files, timeout_s)
 
@@ -223,7 +225,7 @@ def _wait_ready(files: ServerFiles, url: str, timeout_s: float) -> str:
     """Wait while a running server loads its AOF (it answers LOADING until done)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if _info(url):
+        if _info(url, files):
             return url
         time.sleep(0.05)
     raise EmbeddedError(f"The embedded server at {url} is still loading its data after "
@@ -247,7 +249,7 @@ def status(var_dir: Path) -> ServerStatus:
     """Whether the embedded server for `var_dir` answers, and what it reports about itself."""
     files = ServerFiles.under(var_dir)
     url = recorded_url(files)
-    info = _info(url) if url else None
+    info = _info(url, files) if url else None
     if info is None:
         return ServerStatus(False, url, str(files.root))
     return ServerStatus(
@@ -263,7 +265,7 @@ def stop(var_dir: Path, timeout_s: float = 15.0) -> bool:
     """Shut the embedded server down (flushing its AOF); False if it was not running."""
     files = ServerFiles.under(var_dir)
     url = recorded_url(files)
-    info = _info(url) if url else None
+    info = _info(url, files) if url else None
     if url is None or info is None:
         return False
     pid = info.get("process_id")
@@ -276,7 +278,7 @@ def stop(var_dir: Path, timeout_s: float = 15.0) -> bool:
         connection.close()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if _info(url) is None and (pid is None or not _pid_alive(int(pid))):
+        if _info(url, files) is None and (pid is None or not _pid_alive(int(pid))):
             return True
         time.sleep(0.05)
     raise EmbeddedError(f"The embedded server (pid {pid}) is still running {timeout_s:.0f} s "
