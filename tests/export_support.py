@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import time_machine
 
 from bullpen.adapter import JobRecord, QueueClient
@@ -55,3 +59,18 @@ async def finished(client: QueueClient, job_id: str, timeout_s: float = 20) -> J
             return record
         await asyncio.sleep(0.05)
     raise AssertionError(f"job {job_id} did not finish in {timeout_s} s")
+
+
+def listing(directory: Path) -> set[str]:
+    return set(os.listdir(directory))
+
+
+@contextmanager
+def immutable(path: Path) -> Iterator[Path]:
+    """`path` made undeletable (chattr +i), even for root; skips the test where unsupported."""
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
+        pytest.skip("chattr +i is not available here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=False)

@@ -21,13 +21,9 @@ from bullpen.exports.cleanup import LOCK_KEY, run_cleanup
 from bullpen.exports.service import ExportService
 from bullpen.redis_lock import RedisLock
 from bullpen.settings import Settings
-from export_support import age_file, make_export, make_export_id, pair
+from export_support import age_file, immutable, listing, make_export, make_export_id, pair
 
 HOUR_S = 3600
-
-
-def listing(directory: Path) -> set[str]:
-    return set(os.listdir(directory))
 
 
 @pytest.fixture
@@ -170,23 +166,20 @@ async def test_export_dir_is_a_symlink(settings: Settings, raw_redis: Any, tmp_p
 
 
 @pytest.fixture
-def immutable(settings: Settings, service: ExportService) -> Iterator[Path]:
+def undeletable(settings: Settings, service: ExportService) -> Iterator[Path]:
     export_id = make_export(service, timedelta(hours=30))
-    path = settings.export_path / naming.data_name(export_id)
-    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
-        pytest.skip("chattr +i is not available here")
-    yield path
-    subprocess.run(["chattr", "-i", str(path)], check=False)
+    with immutable(settings.export_path / naming.data_name(export_id)) as path:
+        yield path
 
 
 async def test_undeletable_file_is_an_error_and_the_rest_goes_on(
-        settings: Settings, raw_redis: Any, service: ExportService, immutable: Path) -> None:
+        settings: Settings, raw_redis: Any, service: ExportService, undeletable: Path) -> None:
     other = make_export(service, timedelta(hours=30))
     report = await run_cleanup(settings, raw_redis)
     assert not report.ok
-    assert report.errors == [{"name": immutable.name, "error": "Operation not permitted"}]
-    assert listing(settings.export_path) == {immutable.name,
-                                             immutable.name.replace(".data", ".meta")}
+    assert report.errors == [{"name": undeletable.name, "error": "Operation not permitted"}]
+    assert listing(settings.export_path) == {undeletable.name,
+                                             undeletable.name.replace(".data", ".meta")}
     assert other in report.expired
 
 

@@ -21,7 +21,15 @@ from bullpen.exports.cleanup import LOCK_KEY
 from bullpen.exports.service import ExportService
 from bullpen.redis_lock import RedisLock
 from bullpen.settings import Settings
-from export_support import finished, make_export, make_export_id, pair, plant_data_files
+from export_support import (
+    finished,
+    immutable,
+    listing,
+    make_export,
+    make_export_id,
+    pair,
+    plant_data_files,
+)
 from support import BULLPEN, Proc, run_cli, start_worker
 
 STARTING = "[cleanup] [exports] Starting expired exports cleanup..."
@@ -45,10 +53,6 @@ def planted(service: ExportService, settings: Settings, tmp_path: Path) -> dict[
     (directory / "foreign.csv").write_text("not ours")
     survivors = pair(fresh) | {link, "foreign.csv"}
     return {"expired": expired, "fresh": fresh, "survivors": survivors, "outside": outside}
-
-
-def listing(directory: Path) -> set[str]:
-    return set(os.listdir(directory))
 
 
 def test_dry_run_lists_exactly_the_expired_exports(env: dict[str, str], settings: Settings,
@@ -96,18 +100,17 @@ def test_bad_older_than_is_a_usage_error(env: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def immutable(settings: Settings, service: ExportService) -> Iterator[Path]:
-    path = settings.export_path / naming.data_name(make_export(service, timedelta(hours=30)))
-    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
-        pytest.skip("chattr +i is not available here")
-    yield path
-    subprocess.run(["chattr", "-i", str(path)], check=False)
+def undeletable(settings: Settings, service: ExportService) -> Iterator[Path]:
+    export_id = make_export(service, timedelta(hours=30))
+    with immutable(settings.export_path / naming.data_name(export_id)) as path:
+        yield path
 
 
-def test_an_entry_that_cannot_be_deleted_exits_1(env: dict[str, str], immutable: Path) -> None:
+def test_an_entry_that_cannot_be_deleted_exits_1(env: dict[str, str], undeletable: Path
+                                                  ) -> None:
     result = run_cli(["cleanup-exports"], env)
     assert result.returncode == 1
-    assert f"error: {immutable.name}: Operation not permitted" in result.stdout
+    assert f"error: {undeletable.name}: Operation not permitted" in result.stdout
 
 
 async def test_held_lock_is_reported_and_exits_0(env: dict[str, str], settings: Settings,
