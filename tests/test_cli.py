@@ -1,0 +1,86 @@
+"""The CLI through its real entry point: enqueue, jobs, job, schedules, worker --dev."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from support import Proc, eventually, run_cli, start_worker
+
+
+def test_enqueue_refuses_unknown_tasks_and_bad_json_and_writes_nothing(
+        env: dict[str, str]) -> None:
+    unknown = run_cli(["enqueue", "my.task"], env)
+    assert unknown.returncode == 1
+    assert "no handler registered for task 'my.task' (known: exports.cleanup" in unknown.stderr
+    bad_json = run_cli(["enqueue", "health.check", "--data", "{oops"], env)
+    assert bad_json.returncode == 2
+    assert "--data is not valid JSON" in bad_json.stderr and "{oops" in bad_json.stderr
+    too_big = run_cli(["enqueue", "health.check", "--data", json.dumps({"x": "a" * 2000})],
+                      {**env, "JOB_MAX_DATA_BYTES": "1000"})
+    assert too_big.returncode == 1 and "2010 bytes, over the limit of 1000" in too_big.stderr
+    counts = json.loads(run_cli(["jobs", "--json"], env).stdout)["counts"]
+    assert sum(counts.values()) == 0
+
+
+def test_enqueue_options_and_job_details(env: dict[str, str]) -> None:
+    result = run_cli(["enqueue", "health.check", "--data", '{"who": "ünïcode"}', "--delay",
+                      "60000", "--job-id", "my-id", "--attempts", "5"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "my-id"
+    details = json.loads(run_cli(["job", "my-id", "--json"], env).stdout)
+    assert details["state"] == "delayed" and details["attempts_allowed"] == 5
+    assert details["data"] == {"who": "ünïcode"} and details["delay_ms"] == 60000
+    listed = run_cli(["jobs", "--state", "delayed"], env).stdout
+    assert "delayed=1" in listed and "my-id" in listed
+    missing = run_cli(["job", "nope"], env)
+    assert missing.returncode == 1 and "no job 'nope' in queue" in missing.stderr
+    bad_state = run_cli(["jobs", "--state", "done"], env)
+    assert bad_state.returncode == 2 and "'done' is not a job state" in bad_state.stderr
+
+
+def test_job_shows_result_duration_and_attempts_after_processing(env: dict[str, str]) -> None:
+    worker = start_worker(env)
+    try:
+        job_id = run_cli(["enqueue", "health.check"], env).stdout.strip()
+        eventually(lambda: "state: completed" in run_cli(["job", job_id], env).stdout, 15)
+        shown = run_cli(["job", job_id], env).stdout
+        assert "attempts_made: 1" in shown and "duration_ms:" in shown
+        assert "'export_dir_writable': True" in shown
+    finally:
+        worker.signal()
+        worker.wait()
+
+
+def test_schedules_shows_declared_registered_and_next_fire_times(env: dict[str, str]) -> None:
+    before = run_cli(["schedules", "--json"], env)
+    [row] = json.loads(before.stdout)
+    assert row["status"] == "missing" and row["description"] == "Every hour"
+    assert len(row["next"]) == 3 and row["next"][0].endswith(":00:00+00:00")
+    worker = start_worker(env)
+    try:
+        worker.wait_for("Schedules reconciled")
+    finally:
+        worker.signal()
+        worker.wait()
+    text = run_cli(["schedules"], env).stdout
+    assert "cleanup-exports-hourly -> exports.cleanup  [registered]" in text
+    assert "0 * * * * (UTC): Every hour" in text
+
+
+def test_worker_dev_restarts_on_python_changes(app_env: dict[str, str], tmp_path: Path) -> None:
+    app_dir = tmp_path / "devapp"
+    app_dir.mkdir()
+    (app_dir / "__init__.py").write_text('"""Dev-mode test app."""\n')
+    (app_dir / "tasks.py").write_text("task_handlers = {}\n")
+    env = {**app_env, "PYTHONPATH": str(tmp_path), "BULLPEN_APP": "devapp"}
+    dev = Proc(["worker", "--dev"], env)
+    try:
+        dev.wait_for("Worker started and ready", timeout=20)
+        time.sleep(0.5)
+        (app_dir / "tasks.py").write_text("task_handlers = {}  # changed\n")
+        eventually(lambda: dev.output.count("Worker started and ready") >= 2, 20)
+    finally:
+        dev.signal()
+        dev.wait(30)
