@@ -19,7 +19,7 @@ def test_enqueue_refuses_unknown_tasks_and_bad_json_and_writes_nothing(
     assert "--data is not valid JSON" in bad_json.stderr and "{oops" in bad_json.stderr
     too_big = run_cli(["enqueue", "health.check", "--data", json.dumps({"x": "a" * 2000})],
                       {**env, "JOB_MAX_DATA_BYTES": "1000"})
-    assert too_big.returncode == 1 and "2010 bytes, over the limit of 1000" in too_big.stderr
+    assert too_big.returncode == 1 and "2008 bytes, over the limit of 1000" in too_big.stderr
     counts = json.loads(run_cli(["jobs", "--json"], env).stdout)["counts"]
     assert sum(counts.values()) == 0
 
