@@ -44,3 +44,21 @@ async def test_forms_redirect_with_a_message_once(http: httpx.AsyncClient) -> No
     assert ran.status_code == 303 and ran.headers["location"].startswith("/job/")
     detail = await http.get(ran.headers["location"])
     assert "exports.cleanup" in detail.text and "run now as job" in detail.text
+
+
+async def test_redis_down_answers_503_with_the_reason(web_env: dict[str, str]) -> None:
+    from bullpen.settings import Settings
+    from bullpen.web import create_app
+
+    app = create_app(Settings(worker_redis_url="redis://:pw-hidden@127.0.0.1:1/0"),
+                     request_deadline_s=3)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as session:
+        api = await session.get("/api/overview")
+        assert api.status_code == 503
+        assert "127.0.0.1:1/0 did not answer within 3 s" in api.json()["error"]
+        page = await session.get("/")
+        assert page.status_code == 503 and "WORKER_REDIS_URL" in page.text
+        assert "pw-hidden" not in page.text + api.text
+        ready = await session.get("/readyz")
+        assert ready.status_code == 503 and not ready.json()["checks"]["redis"]["ok"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,7 +22,7 @@ from bullpen.registry import Registry, load_registry
 from bullpen.schedule import ScheduledJob, load_schedules
 from bullpen.settings import Settings
 from bullpen.web import api, forms, health, metrics, pages
-from bullpen.web.middleware import SecurityMiddleware
+from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware
 from bullpen.web.security import Guard
 from bullpen.web.state import WebState
 from bullpen.web.templating import build_templates, render
@@ -30,6 +32,7 @@ log = logs.get("web")
 # Form posts carry at most a job's data (JOB_MAX_DATA_BYTES) plus a little form overhead;
 # JSON-escaping in a form can triple it.
 BODY_OVERHEAD_BYTES = 64 * 1024
+REQUEST_DEADLINE_S = 10.0
 
 
 def _export_service(settings: Settings) -> Any:
@@ -58,12 +61,22 @@ def _routes(exports: Any) -> list[BaseRoute]:
 async def _not_found(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api"):
         return Response('{"error": "not found"}', 404, media_type="application/json")
-    return render(request, "error.html", status=404, message="No such page.")
+    return render(request, "error.html", status=404, message="No such page.", title="Not found")
+
+
+async def _redis_down(request: Request, exc: Exception) -> Response:
+    shown = request.app.state.web.redis_url_shown
+    message = (f"Redis at {shown} is unreachable ({type(exc).__name__}); check WORKER_REDIS_URL "
+               "and that the server is running, then reload")
+    log.warning("%s %s: %s", request.method, request.url.path, message)
+    if request.url.path.startswith("/api") or request.url.path == "/metrics":
+        return Response(json.dumps({"error": message}), 503, media_type="application/json")
+    return render(request, "error.html", status=503, message=message, title="Redis unreachable")
 
 
 def create_app(settings: Settings, *, registry: Registry | None = None,
                schedules: list[ScheduledJob] | None = None, client: QueueClient | None = None,
-               exports: Any = None) -> Starlette:
+               exports: Any = None, request_deadline_s: float = REQUEST_DEADLINE_S) -> Starlette:
     """Build the app; tests pass their own client and registry, `bullpen web` passes none."""
     registry = registry if registry is not None else load_registry(settings.bullpen_app)
     if schedules is None:
@@ -84,8 +97,12 @@ def create_app(settings: Settings, *, registry: Registry | None = None,
     max_body = 3 * settings.job_max_data_bytes + BODY_OVERHEAD_BYTES
     app = Starlette(
         routes=_routes(state.exports),
-        middleware=[Middleware(SecurityMiddleware, guard=guard, max_body_bytes=max_body)],
-        exception_handlers={404: _not_found},
+        middleware=[
+            Middleware(DeadlineMiddleware, deadline_s=request_deadline_s,
+                       redis_shown=state.redis_url_shown),
+            Middleware(SecurityMiddleware, guard=guard, max_body_bytes=max_body),
+        ],
+        exception_handlers={404: _not_found, RedisConnectionError: _redis_down},
         lifespan=lifespan,
     )
     app.state.web = state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from starlette.datastructures import MutableHeaders
@@ -18,6 +19,39 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login"})
 def is_public(path: str, method: str) -> bool:
     # A download link is its own credential: whoever holds an unexpired token may fetch the file.
     return path in PUBLIC_PATHS or (path.startswith("/exports/") and method in SAFE_METHODS)
+
+
+class DeadlineMiddleware:
+    """Bounds each request's time: the queue client retries a down Redis without end, and a
+    page should rather say so. Downloads stream from disk and are not bounded."""
+
+    def __init__(self, app: ASGIApp, deadline_s: float, redis_shown: str) -> None:
+        self.app = app
+        self.deadline_s = deadline_s
+        self.redis_shown = redis_shown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/exports/"):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                await self.app(scope, receive, tracking)
+        except TimeoutError:
+            if started:
+                raise
+            text = (f"Redis at {self.redis_shown} did not answer within {self.deadline_s:g} s; "
+                    "check WORKER_REDIS_URL and that the server is running, then reload")
+            wants_json = scope["path"].startswith(("/api", "/readyz"))
+            reply = JSONResponse({"error": text}, 503) if wants_json else _plain(503, text)
+            await reply(scope, receive, send)
 
 
 class SecurityMiddleware:

@@ -29,7 +29,7 @@ async def overview(request: Request) -> Response:
 async def job_list(request: Request) -> Response:
     state_name = request.path_params["state"]
     if state_name not in JOB_STATES:
-        return render(request, "error.html", status=404,
+        return render(request, "error.html", status=404, title="Not found",
                       message=f"No job state {state_name!r}; states are "
                               f"{', '.join(JOB_STATES)}.")
     task = request.query_params.get("task") or None
@@ -43,7 +43,7 @@ async def job_detail(request: Request) -> Response:
     job_id = request.path_params["job_id"]
     job = await queries.job_detail(web_state(request).client, job_id)
     if job is None:
-        return render(request, "error.html", status=404,
+        return render(request, "error.html", status=404, title="Not found",
                       message=f"Job {job_id!r} not found: it may have been removed, or trimmed "
                               "by the keep-completed/keep-failed limits.")
     refresh = None if job["state"] in FINISHED_STATES else REFRESH_S
