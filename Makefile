@@ -16,8 +16,10 @@ tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 
 install: $(BIN)/bullpen
 
+# Development mode: restarts on .py changes, and signs export links with a generated secret
+# (saved under var/) until EXPORT_TOKEN_SECRET is set in .env.
 worker: install
-	$(BIN)/bullpen worker
+	BULLPEN_ENV=$${BULLPEN_ENV:-development} $(BIN)/bullpen worker --dev
 
 lint: install
 	$(BIN)/ruff check src tests $(wildcard bench examples)

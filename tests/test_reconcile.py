@@ -1,4 +1,4 @@
-"""Reconciling declared schedules with BullMQ's schedulers: the diff, ownership, and no lost ticks."""
+"""Reconciling declared schedules with BullMQ's schedulers: diff, ownership, no lost ticks."""
 
 from __future__ import annotations
 

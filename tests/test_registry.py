@@ -20,7 +20,7 @@ def test_app_tasks_extend_the_defaults(app_env: dict[str, str]) -> None:
 
 
 def test_a_missing_app_module_is_a_clear_error() -> None:
-    with pytest.raises(TaskError, match="cannot import 'no_such_app_xyz.tasks'"):
+    with pytest.raises(TaskError, match=r"cannot import 'no_such_app_xyz\.tasks'"):
         load_registry("no_such_app_xyz")
 
 

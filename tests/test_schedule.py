@@ -13,7 +13,8 @@ REGISTRY = load_registry(None)
 
 @pytest.mark.parametrize(("schedule", "message"), [
     (ScheduledJob("nightly", "my.task", pattern="0 2 * * *"),
-     "Schedule 'nightly': unknown task 'my.task' (known: exports.cleanup, exports.create, health.check)"),
+     "Schedule 'nightly': unknown task 'my.task' "
+     "(known: exports.cleanup, exports.create, health.check)"),
     (ScheduledJob("cleanup-exports-hourly", "exports.cleanup", pattern="0 * * *"),
      "Schedule 'cleanup-exports-hourly': invalid cron pattern '0 * * *' (expected 5 or 6 fields"),
     (ScheduledJob("paris", "health.check", pattern="0 2 * * *", tz="Europe/Parris"),

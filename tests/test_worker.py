@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import time
 
@@ -93,7 +94,7 @@ async def test_retries_back_off_exponentially_and_unrecoverable_errors_stop_at_o
         await _wait_state(client, give_up, "failed")
         starts = [run["at_ms"] for run in recorded_runs(app_env["WORKER_DEFAULT_QUEUE"])
                   if run["job_id"] == flaky]
-        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]  # type: ignore[operator]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]  # type: ignore[operator]
         assert len(starts) == 3
         assert 190 <= gaps[0] < 400 and 390 <= gaps[1] < 700, gaps
         record = await client.get_job(give_up)

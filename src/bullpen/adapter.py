@@ -28,7 +28,7 @@ JOB_STATES = ("waiting", "active", "delayed", "prioritized", "completed", "faile
 
 
 def connection_kwargs(url: str) -> dict[str, Any]:
-    """redis-py keyword arguments for a redis://, rediss:// or unix:// URL, never timing out reads."""
+    """redis-py keyword arguments for a redis://, rediss:// or unix:// URL; reads never time out."""
     parts = urlsplit(url)
     kwargs: dict[str, Any] = {
         "socket_timeout": None,
@@ -279,7 +279,7 @@ class QueueWorker:
         return [str(job.id) for job, _token in self._worker.jobs] if self._worker else []
 
     async def close(self, timeout_s: float) -> bool:
-        """Stop taking jobs and wait for active ones; False if some were abandoned at the timeout."""
+        """Stop taking jobs, wait for active ones; False if some were abandoned at the timeout."""
         if self._worker is None:
             return True
         closing = asyncio.ensure_future(self._worker.close())
@@ -332,10 +332,13 @@ class QueueClient:
         return str(job.id)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
+        # State first: a job that finishes in between then shows its result with an older state,
+        # never "completed" without its return value.
+        state = await self._queue.getJobState(job_id)
         job = await self._queue.getJob(job_id)
         if job is None:
             return None
-        return _record(job, await self._queue.getJobState(job_id))
+        return _record(job, state)
 
     async def get_jobs(self, state: str, start: int = 0, end: int = 49) -> list[JobRecord]:
         jobs = await self._queue.getJobs([state], start, end, state in ("waiting", "paused"))

@@ -11,6 +11,10 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class RedisLock:
@@ -31,8 +35,9 @@ class RedisLock:
                 return False
             await asyncio.sleep(0.05)
 
-    async def extend(self) -> None:
-        await self._redis.pexpire(self.key, self._ttl_ms)
+    async def extend(self) -> bool:
+        """Renew the lock if it is still ours; False means it expired and may be another's."""
+        return bool(await self._redis.eval(_EXTEND, 1, self.key, self._token, self._ttl_ms))
 
     async def release(self) -> None:
         await self._redis.eval(_RELEASE, 1, self.key, self._token)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from bullpen.cli import jobs, schedules, worker
 from bullpen.cli import doctor as doctor_cli
 from bullpen.cli import embedded as embedded_cli
 from bullpen.cli import exports as exports_cli
+from bullpen.cli import jobs, schedules, worker
 from bullpen.cli import web as web_cli
 
 app = typer.Typer(

@@ -53,12 +53,15 @@ def register(app: typer.Typer) -> None:
             _dev(app_module or os.environ.get("BULLPEN_APP"))
             return
         loaded = settings()
+        from bullpen.exports.tokens import load_secrets
         from bullpen.registry import load_registry
         from bullpen.schedule import load_schedules
         from bullpen.worker import run_worker
 
         sys.path.insert(0, os.getcwd())
         try:
+            load_secrets(loaded)  # refuse to start with a missing, placeholder or weak secret
+            loaded.export_path.mkdir(mode=0o700, parents=True, exist_ok=True)
             registry = load_registry(loaded.bullpen_app)
             declared = load_schedules(loaded.bullpen_app, registry)
             url = resolve_url(loaded)

@@ -94,7 +94,9 @@ async def _sweep_holding(lock: RedisLock, directory: Path, policy: SweepPolicy,
             done, _ = await asyncio.wait({walk}, timeout=LOCK_TTL_MS / 3000)
             if done:
                 return walk.result()
-            await lock.extend()
+            if not await lock.extend():
+                log.warning("[exports] Cleanup lock expired mid-run; another cleanup may overlap "
+                            "(harmless: a file already gone is skipped)")
     except asyncio.CancelledError:
         stop.set()  # the thread finishes its current entry and returns
         with contextlib.suppress(Exception):
