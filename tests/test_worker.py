@@ -238,3 +238,16 @@ async def test_three_workers_run_each_tick_of_a_one_second_schedule_once(
     assert summaries == ["0 added, 0 updated, 0 removed, 2 unchanged, 0 foreign"] * 2 + [
         "2 added, 0 updated, 0 removed, 0 unchanged, 0 foreign"]
     assert len({r["worker"] for r in runs}) >= 2
+
+
+def test_worker_refuses_a_placeholder_secret_and_development_mode_generates_one(
+        env: dict[str, str]) -> None:
+    refused = run_cli(["worker"], {**env, "EXPORT_TOKEN_SECRET": "your-secret-here"}, timeout=20)
+    assert refused.returncode == 2
+    assert "EXPORT_TOKEN_SECRET" in refused.stderr and "placeholder" in refused.stderr
+    worker = start_worker({**env, "EXPORT_TOKEN_SECRET": "", "BULLPEN_ENV": "development"})
+    try:
+        worker.wait_for("DEVELOPMENT MODE")
+    finally:
+        worker.signal()
+        assert worker.wait() == 0
