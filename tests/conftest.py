@@ -13,7 +13,30 @@ import redis.asyncio as aioredis
 from bullpen.adapter import QueueClient
 from bullpen.settings import Settings
 
-REDIS_URL = os.environ.get("BULLPEN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+def _test_redis_url() -> str:
+    """BULLPEN_TEST_REDIS_URL; else a Redis on 127.0.0.1:6379; else a private server for the run."""
+    url = os.environ.get("BULLPEN_TEST_REDIS_URL")
+    if not url:
+        import redis
+
+        url = "redis://127.0.0.1:6379/0"
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        except redis.RedisError:
+            import atexit
+            import tempfile
+
+            from support import PrivateRedis
+
+            server = PrivateRedis(Path(tempfile.mkdtemp(prefix="bullpen-test-redis-"))).start()
+            atexit.register(server.stop)
+            url = server.url
+        os.environ["BULLPEN_TEST_REDIS_URL"] = url  # seen by helpers and child processes too
+    return url
+
+
+REDIS_URL = _test_redis_url()
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 

@@ -83,13 +83,14 @@ def eventually(check: Callable[[], bool], timeout: float = 10, interval: float =
     raise AssertionError("condition not met in time")
 
 
-def recorded_runs(queue: str, url: str = "redis://127.0.0.1:6379/0") -> list[dict[str, object]]:
+def recorded_runs(queue: str, url: str | None = None) -> list[dict[str, object]]:
     """The runs the sample app's tasks recorded for this queue, oldest first."""
     import json
 
     import redis
 
-    connection = redis.Redis.from_url(url, decode_responses=True)
+    connection = redis.Redis.from_url(url or os.environ["BULLPEN_TEST_REDIS_URL"],
+                                      decode_responses=True)
     try:
         return [json.loads(item) for item in connection.lrange(f"bull:{queue}:test:runs", 0, -1)]
     finally:
@@ -115,8 +116,10 @@ class PrivateRedis:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> PrivateRedis:
+        from bullpen.embedded import find_binary
+
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [str(find_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir),
              "--maxmemory-policy", "noeviction"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -84,3 +84,12 @@ def test_worker_dev_restarts_on_python_changes(app_env: dict[str, str], tmp_path
     finally:
         dev.signal()
         dev.wait(30)
+
+
+def test_commands_fail_fast_when_redis_does_not_answer(env: dict[str, str]) -> None:
+    started = time.monotonic()
+    result = run_cli(["jobs"], {**env, "WORKER_REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"})
+    assert result.returncode == 1
+    assert "Redis at redis://:***@127.0.0.1:1/0 does not answer" in result.stderr
+    assert "s3cret" not in result.stderr
+    assert time.monotonic() - started < 15

@@ -77,3 +77,7 @@ async def test_three_workers_reconciling_at_once_register_each_schedule_once(
     finally:
         for c in clients:
             await c.close()
+
+
+async def test_an_unknown_scheduler_reads_as_none(client: QueueClient) -> None:
+    assert await client.get_scheduler("never-declared") is None

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import bullmq
 from bullmq.job_scheduler import JobScheduler
+from redis.exceptions import OutOfMemoryError
 
 from bullpen import cron
 from bullpen.errors import RedisFullError, SettingsError, UnrecoverableJobError
@@ -323,7 +324,8 @@ class QueueClient:
         try:
             job = await self._queue.add(name, data, options.to_port())
         except Exception as exc:
-            if "OOM" in str(exc):
+            # redis-py turns Redis's "OOM ..." reply into OutOfMemoryError and drops the prefix.
+            if isinstance(exc, OutOfMemoryError) or "OOM" in str(exc):
                 raise RedisFullError(
                     f"Redis is full (maxmemory reached): job {name!r} was not enqueued; "
                     "free memory or raise maxmemory"
@@ -388,6 +390,8 @@ class QueueClient:
         return [SchedulerRecord.from_port(item) for item in raw]
 
     async def get_scheduler(self, scheduler_id: str) -> SchedulerRecord | None:
+        if not await self._queue.client.exists(self.key(f"repeat:{scheduler_id}")):
+            return None  # the port's getScheduler fails to unpack a missing record
         raw = await self._schedulers.getScheduler(scheduler_id)
         return SchedulerRecord.from_port(raw) if raw else None
 

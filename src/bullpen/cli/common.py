@@ -11,9 +11,9 @@ from typing import Any, NoReturn, TypeVar
 import typer
 
 from bullpen import logs
-from bullpen.adapter import QueueClient
-from bullpen.connection import client_for
-from bullpen.errors import BullpenError, SettingsError
+from bullpen.adapter import QueueClient, probe
+from bullpen.connection import client_for, redact, resolve_url
+from bullpen.errors import BullpenError, RedisUnavailableError, SettingsError
 from bullpen.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -52,7 +52,16 @@ def with_client(loaded: Settings, action: Callable[[QueueClient], Awaitable[T]])
     """Run `action` with a queue client that is closed afterwards."""
 
     async def go() -> T:
-        client = client_for(loaded)
+        url = resolve_url(loaded)
+        try:
+            await probe(url)
+        except Exception as exc:
+            # The port's client retries a dead server for minutes; a command should say so now.
+            raise RedisUnavailableError(
+                f"Redis at {redact(url)} does not answer ({type(exc).__name__}: {exc}); "
+                "check WORKER_REDIS_URL and that the server runs (bullpen doctor tells more)"
+            ) from None
+        client = client_for(loaded, url)
         try:
             return await action(client)
         finally:
