@@ -182,7 +182,7 @@ async def test_command_and_task_started_together(env: dict[str, str], worker: Pr
                                                  client: QueueClient, raw_redis: Any,
                                                  settings: Settings) -> None:
     # Enough files that the command's walk outlasts the task's start by far.
-    await asyncio.to_thread(settings.export_path.mkdir)
+    await asyncio.to_thread(settings.export_path.mkdir, exist_ok=True)
     await asyncio.to_thread(plant_data_files, settings.export_path, 20_000, 30)
     command = Proc(["cleanup-exports", "--json"], env)
     lock_key = f"bull:{settings.worker_default_queue}:{LOCK_KEY}"

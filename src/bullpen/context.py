@@ -7,7 +7,7 @@ import concurrent.futures
 from dataclasses import dataclass, field
 from typing import Any
 
-from bullpen.adapter import ActiveJob, JobRecord
+from bullpen.adapter import ActiveJob, JobRecord, QueueClient
 from bullpen.settings import Settings
 
 
@@ -18,11 +18,16 @@ class JobContext:
     job: JobRecord
     worker_id: str
     settings: Settings
-    redis: Any
+    queue: QueueClient
     _active: ActiveJob
     _loop: asyncio.AbstractEventLoop
     _pending: list[asyncio.Future[Any]] = field(default_factory=list)
     _from_threads: list[concurrent.futures.Future[Any]] = field(default_factory=list)
+
+    @property
+    def redis(self) -> Any:
+        """The worker's async redis-py client (decoded strings), for the app's own keys."""
+        return self.queue.redis
 
     def log(self, line: str) -> None:
         """Append a line to the job's BullMQ log (shown by dashboards and `bullpen job ID`)."""

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bullpen import logs
-from bullpen.adapter import ActiveJob, now_ms
+from bullpen.adapter import ActiveJob, QueueClient, now_ms
 from bullpen.context import JobContext
 from bullpen.errors import UnknownTaskError
 from bullpen.registry import Registry
@@ -21,10 +21,11 @@ log = logs.get("worker")
 class Dispatcher:
     """The worker's processor: look up the task, build its context, run it, log the outcome."""
 
-    def __init__(self, registry: Registry, settings: Settings, redis: Any, threads: int) -> None:
+    def __init__(self, registry: Registry, settings: Settings, queue: QueueClient,
+                 threads: int) -> None:
         self._registry = registry
         self._settings = settings
-        self._redis = redis
+        self._queue = queue
         # One thread per concurrent job, so `def` handlers never queue behind each other.
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bullpen-job")
         self.worker_id = ""
@@ -37,7 +38,7 @@ class Dispatcher:
         if task is None:
             raise UnknownTaskError(job.name, self._registry.names())
         loop = asyncio.get_running_loop()
-        ctx = JobContext(job, self.worker_id, self._settings, self._redis, active, loop)
+        ctx = JobContext(job, self.worker_id, self._settings, self._queue, active, loop)
         started_ms, started = now_ms(), time.perf_counter()
         ok = False
         try:

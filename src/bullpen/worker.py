@@ -81,7 +81,7 @@ class WorkerService:
         if not await wait_for_redis(self.url, self.stop):
             await client.close()
             return 0
-        dispatcher = Dispatcher(self.registry, settings, client.redis, settings.worker_concurrency)
+        dispatcher = Dispatcher(self.registry, settings, client, settings.worker_concurrency)
         worker = QueueWorker(self.url, settings.worker_default_queue, settings.worker_prefix,
                              worker_options(settings), dispatcher)
         worker.start(on_error=lambda exc: log.warning("Worker error: %s: %s",

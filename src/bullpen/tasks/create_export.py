@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from bullpen.connection import client_for
 from bullpen.context import JobContext
 from bullpen.errors import ExportError, SecretError, UnrecoverableJobError
 from bullpen.exports import formats
@@ -66,13 +65,9 @@ async def create_export(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]
     except (ExportError, SecretError) as exc:
         # Retrying cannot fix bad input or configuration: fail once, with the reason.
         raise UnrecoverableJobError(str(exc)) from None
-    client = client_for(ctx.settings)
-    try:
-        with writer:
-            rows = await _fill(writer, request, ExportSource(ctx.settings, client), ctx)
-            export: Export = await asyncio.to_thread(writer.commit)
-    finally:
-        await client.close()
+    with writer:
+        rows = await _fill(writer, request, ExportSource(ctx.settings, ctx.queue), ctx)
+        export: Export = await asyncio.to_thread(writer.commit)
     issued = service.issue_token(export)
     ctx.log(f"export {export.id}: {rows} rows, {export.size_bytes} bytes, "
             f"token valid until {issued.expires_at.isoformat()}")
