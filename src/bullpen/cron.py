@@ -36,7 +36,8 @@ def check_pattern(pattern: str) -> None:
             datetime
         )
     except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
-        raise ValueError(f"invalid cron pattern {pattern!r} ({exc})") from None
+        raise ValueError(f"invalid cron pattern {pattern!r} ({exc}); fields are minute hour "
+                         "day-of-month month day-of-week, e.g. '0 * * * *' for hourly") from None
 
 
 _DST_MARGIN = timedelta(hours=3)

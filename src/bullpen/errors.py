@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from datetime import datetime
 
 
@@ -32,7 +33,10 @@ class UnknownTaskError(TaskError):
         self.name = name
         self.known = sorted(known)
         listed = ", ".join(self.known) or "none"
-        super().__init__(f"no handler registered for task {name!r} (known: {listed})")
+        close = difflib.get_close_matches(name, self.known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "check the spelling"
+        super().__init__(f"no handler registered for task {name!r} (known: {listed}); {hint} "
+                         "New tasks go in your app's tasks.task_handlers (BULLPEN_APP).")
 
 
 class JobDataError(BullpenError):
@@ -68,7 +72,8 @@ class ExportNotFoundError(ExportError):
 
     def __init__(self, export_id: str, detail: str = "") -> None:
         self.export_id = export_id
-        super().__init__(f"export {export_id!r} does not exist{detail}")
+        super().__init__(f"export {export_id!r} does not exist{detail}; exports are deleted "
+                         "once expired, so create it again")
 
 
 class ExporterError(ExportError):
@@ -93,7 +98,7 @@ class TokenInvalidError(TokenError):
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"download token rejected: {reason}")
+        super().__init__(f"download token rejected: {reason}; ask for a new download link")
 
 
 class UnrecoverableJobError(BullpenError):

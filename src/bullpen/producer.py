@@ -15,7 +15,10 @@ def check_data(task: str, data: Any, max_bytes: int) -> None:
     try:
         encoded = json.dumps(data, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise JobDataError(f"job data for task {task!r} is not JSON-serialisable: {exc}") from None
+        raise JobDataError(
+            f"job data for task {task!r} is not JSON-serialisable: {exc}; pass only dicts, lists, "
+            "strings, finite numbers, booleans and None (e.g. a datetime as an ISO string)"
+        ) from None
     size = len(encoded.encode())
     if size > max_bytes:
         raise JobDataError(

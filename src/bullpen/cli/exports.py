@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from bullpen.adapter import QueueClient
-from bullpen.cli.common import print_json, settings, with_client
+from bullpen.cli.common import fail, print_json, settings, with_client
 from bullpen.errors import CleanupLockedError
 from bullpen.exports.cleanup import run_cleanup
 from bullpen.exports.sweep import CleanupReport
@@ -63,11 +63,15 @@ def register(app: typer.Typer) -> None:
     def cleanup_exports_command(
         dry_run: bool = typer.Option(False, "--dry-run", help="List what would be deleted."),
         older_than: float | None = typer.Option(
-            None, "--older-than", min=0, metavar="HOURS",
+            None, "--older-than", metavar="HOURS",
             help="Age limit in hours (default: EXPORT_MAX_FILE_AGE_HOURS)."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Delete expired export files now; exit 1 if any entry could not be handled."""
+        if older_than is not None and not older_than >= 0:  # also refuses nan
+            # Checked here, not with typer's min=0, whose message does not show the value.
+            fail(f"--older-than {older_than:g}: expected a number of hours >= 0 (leave it out "
+                 "to use EXPORT_MAX_FILE_AGE_HOURS)", 2)
         loaded = settings()
         bar, advance = _progress_bar(loaded.export_path, sys.stderr.isatty() and not as_json)
         verb = "would delete" if dry_run else "deleted"

@@ -1,0 +1,304 @@
+"""Every bad input the issue lists, in one table: the message names the thing, shows the value
+(never a secret or a token), and says how to fix it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+import time_machine
+
+from bullpen.adapter import connection_kwargs
+from bullpen.errors import BullpenError
+from bullpen.exports import naming
+from bullpen.exports.cleanup import LOCK_KEY, run_cleanup
+from bullpen.exports.service import ExportService
+from bullpen.exports.tokens import TokenSigner, parse_secrets
+from bullpen.producer import check_data
+from bullpen.registry import load_registry
+from bullpen.schedule import ScheduledJob, validate
+from bullpen.settings import Settings, load_settings
+from support import free_port, run_cli
+
+SECRET = "s" * 40
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+EXPORT_ID = "1740830400000-0123456789abcdef"
+REGISTRY = load_registry(None)
+
+
+@dataclass
+class Ctx:
+    """What a case may use: the test's environment and its scratch directory."""
+
+    env: dict[str, str]
+    tmp: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    def cli(self, args: list[str], **overrides: str) -> str:
+        """stderr of a `bullpen` command that must fail (exit 1 or 2)."""
+        result = run_cli(args, {**self.env, **overrides})
+        assert result.returncode in (1, 2), (result.returncode, result.stdout, result.stderr)
+        return result.stderr
+
+    def cleanup_output(self, entry: Callable[[Path], None]) -> str:
+        """stdout of `bullpen cleanup-exports` over an export dir holding one odd entry."""
+        directory = Path(self.env["EXPORT_DIR"])
+        directory.mkdir(mode=0o700, exist_ok=True)
+        entry(directory)
+        result = run_cli(["cleanup-exports"], self.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def settings(self, **overrides: str) -> Settings:
+        return Settings(**{**{k.lower(): v for k, v in self.env.items()
+                              if k.lower() in Settings.model_fields}, **overrides})
+
+
+def raised(action: Callable[[], object]) -> str:
+    """The message of the BullpenError `action` raises."""
+    with pytest.raises(BullpenError) as caught:
+        action()
+    return str(caught.value)
+
+
+def schedule_error(**fields: object) -> Callable[[Ctx], str]:
+    item = ScheduledJob(**{"name": "nightly", "task_name": "health.check",
+                           "pattern": "0 2 * * *", **fields})  # type: ignore[arg-type]
+    return lambda _ctx: raised(lambda: validate([item], REGISTRY))
+
+
+def token_error(token: Callable[[TokenSigner], str], at: datetime = NOW) -> Callable[[Ctx], str]:
+    def produce(_ctx: Ctx) -> str:
+        signer = TokenSigner([SECRET])
+        with time_machine.travel(at, tick=False):
+            issued = token(signer)
+        with time_machine.travel(NOW, tick=False):
+            return raised(lambda: signer.decode(issued))
+    return produce
+
+
+def _sign(signer: TokenSigner, expires_in: timedelta = timedelta(minutes=15),
+          purpose: str = "export-download") -> str:
+    return signer.sign(EXPORT_ID, datetime.now(UTC) + expires_in, purpose)
+
+
+def _signed_list(signer: TokenSigner) -> str:
+    return str(signer._serializer.dumps(["not", "an", "object"]))
+
+
+def _gone_export(ctx: Ctx) -> str:
+    service = ExportService(ctx.settings())
+    export, _ = service.create("report.csv", b"a,b\n")
+    token = service.issue_token(export).token
+    service.delete(export.id)
+    return raised(lambda: service.verify(token))
+
+
+def _bad_lifetime(ctx: Ctx) -> str:
+    service = ExportService(ctx.settings())
+    export, _ = service.create("report.csv", b"a,b\n")
+    return raised(lambda: service.issue_token(export, expires_in_minutes=0))
+
+
+def _cleanup_error(prepare: Callable[[Path], None], **kwargs: object) -> Callable[[Ctx], str]:
+    def produce(ctx: Ctx) -> str:
+        directory = Path(ctx.env["EXPORT_DIR"])
+        prepare(directory)
+
+        async def go() -> None:
+            connection = aioredis.Redis(**connection_kwargs(ctx.env["WORKER_REDIS_URL"]))
+            try:
+                await run_cleanup(ctx.settings(), connection, **kwargs)  # type: ignore[arg-type]
+            finally:
+                await connection.aclose()
+
+        return raised(lambda: asyncio.run(go()))
+    return produce
+
+
+def _locked_cleanup(ctx: Ctx) -> str:
+    settings = ctx.settings()
+    Path(ctx.env["EXPORT_DIR"]).mkdir(exist_ok=True)
+    key = f"{settings.worker_prefix}:{settings.worker_default_queue}:{LOCK_KEY}"
+
+    async def go() -> None:
+        connection = aioredis.Redis(**connection_kwargs(ctx.env["WORKER_REDIS_URL"]))
+        try:
+            await connection.set(key, "someone-else", px=30_000)
+            await run_cleanup(settings, connection)
+        finally:
+            await connection.aclose()
+
+    return raised(lambda: asyncio.run(go()))
+
+
+def _symlinked_dir(directory: Path) -> None:
+    real = directory.parent / "real-exports"
+    real.mkdir()
+    directory.symlink_to(real)
+
+
+def _file_not_dir(directory: Path) -> None:
+    directory.write_text("not a directory")
+
+
+def _symlink_entry(directory: Path) -> None:
+    (directory / naming.data_name(EXPORT_ID)).symlink_to("/etc/passwd")
+
+
+def _foreign_entry(directory: Path) -> None:
+    (directory / "holiday-photo.jpg").write_bytes(b"\xff\xd8")
+
+
+def _dead_redis(ctx: Ctx) -> str:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    message = ctx.cli(["jobs"], WORKER_REDIS_URL=url)
+    assert "hunter2" not in message
+    return message
+
+
+def _settings_error(ctx: Ctx, variable: str, value: str) -> str:
+    ctx.monkeypatch.setenv(variable, value)
+    return raised(load_settings)
+
+
+@dataclass(frozen=True)
+class Case:
+    """`produce` returns the message; `names`, `shows`, `fix` must each appear in it.
+
+    `shows` is None where the value must not be echoed (secrets, tokens); `fix` is None where
+    the input is refused on purpose and there is nothing to fix (cleanup skipping an entry).
+    """
+
+    id: str
+    produce: Callable[[Ctx], str]
+    names: str
+    shows: str | None
+    fix: str | None
+
+
+KNOWN = "known: exports.cleanup, exports.create, health.check"
+CASES = [
+    # Tasks and job data
+    Case("unknown task (CLI)", lambda c: c.cli(["enqueue", "health.chek"]),
+         "no handler registered for task", "'health.chek'", "did you mean 'health.check'?"),
+    Case("unknown task, nothing close", lambda c: c.cli(["enqueue", "zzz"]),
+         "no handler registered for task", "'zzz'", "tasks.task_handlers"),
+    Case("malformed JSON (CLI)", lambda c: c.cli(["enqueue", "health.check", "--data", "{oops"]),
+         "--data is not valid JSON", "(got '{oops')", """example: --data '{"key": "value"}'"""),
+    Case("data not JSON-serialisable",
+         lambda _c: raised(lambda: check_data("health.check", {"ids": {1, 2}}, 1000)),
+         "job data for task 'health.check' is not JSON-serialisable", "Object of type set",
+         "pass only dicts, lists, strings"),
+    Case("data with NaN", lambda _c: raised(lambda: check_data("t", {"x": float("nan")}, 1000)),
+         "job data for task 't' is not JSON-serialisable", "Out of range float values",
+         "finite numbers"),
+    Case("data over the size limit (CLI)",
+         lambda c: c.cli(["enqueue", "health.check", "--data", json.dumps({"x": "a" * 200})],
+                         JOB_MAX_DATA_BYTES="100"),
+         "job data for task 'health.check'",
+         "208 bytes, over the limit of 100 (JOB_MAX_DATA_BYTES)",
+         "store large payloads elsewhere and pass a reference"),
+    # Schedules
+    Case("invalid cron value", schedule_error(pattern="61 2 * * *"),
+         "Schedule 'nightly': invalid cron pattern", "'61 2 * * *'", "e.g. '0 * * * *' for hourly"),
+    Case("invalid cron field count", schedule_error(pattern="0 2 * * * * *"),
+         "Schedule 'nightly': invalid cron pattern", "got 7",
+         "6 fields put seconds first, as in '0 15 3 * * *'"),
+    Case("unknown time zone", schedule_error(tz="Europe/Pariss"),
+         "Schedule 'nightly': unknown time zone", "'Europe/Pariss'",
+         "expected an IANA name such as 'Europe/Paris'"),
+    Case("schedule naming an unknown task", schedule_error(task_name="report.daily"),
+         "Schedule 'nightly': unknown task", "'report.daily'", KNOWN),
+    Case("bad schedule stops the worker (CLI)",
+         lambda c: c.cli(["worker"], SAMPLE_SCHEDULES=json.dumps(
+             [{"name": "tick", "task_name": "test.record", "pattern": "* * * *"}])),
+         "Schedule 'tick': invalid cron pattern", "'* * * *'", "expected 5 or 6 fields"),
+    # Download tokens (never echoed: a token is a credential)
+    Case("token: empty", token_error(lambda s: ""), "download token rejected", "empty token",
+         "ask for a new download link"),
+    Case("token: garbage", token_error(lambda s: "not-a-token"), "download token rejected",
+         "bad signature", "ask for a new download link"),
+    Case("token: tampered", token_error(lambda s: _sign(s)[:-2] + "xx"),
+         "download token rejected", "bad signature", "ask for a new download link"),
+    Case("token: other secret", token_error(lambda s: _sign(TokenSigner(["o" * 40]))),
+         "download token rejected", "bad signature", "ask for a new download link"),
+    Case("token: expired", token_error(_sign, at=NOW - timedelta(minutes=20)),
+         "download token expired at", "2025-03-01T11:55:00+00:00", "ask for a fresh download link"),
+    Case("token: wrong purpose", token_error(lambda s: _sign(s, purpose="password-reset")),
+         "download token rejected: wrong purpose", "'password-reset' (expected 'export-download')",
+         "ask for a new download link"),
+    Case("token: issued in the future", token_error(_sign, at=NOW + timedelta(hours=1)),
+         "download token rejected: issued in the future", "2025-03-01T13:00:00+00:00",
+         "check the clocks of the signing and verifying hosts"),
+    Case("token: payload not an object", token_error(_signed_list),
+         "download token rejected", "malformed payload (not an object)",
+         "ask for a new download link"),
+    Case("token for a deleted export", _gone_export, "export '", "does not exist",
+         "create it again"),
+    Case("token lifetime not positive", _bad_lifetime, "expires_in_minutes", "=0",
+         "expected minutes > 0"),
+    # Secrets (never echoed, only their problem)
+    Case("secret: empty", lambda _c: raised(lambda: parse_secrets("")),
+         "EXPORT_TOKEN_SECRET", "is empty", "generate one with: python -c"),
+    Case("secret: placeholder", lambda _c: raised(lambda: parse_secrets("your-secret-here")),
+         "EXPORT_TOKEN_SECRET", "still the placeholder 'your-secret-here'", "replace it"),
+    Case("secret: too short", lambda _c: raised(lambda: parse_secrets("short-secret")),
+         "EXPORT_TOKEN_SECRET", "is 12 bytes, shorter than the 32 required", "generate one"),
+    Case("secret: rotated list with a placeholder",
+         lambda _c: raised(lambda: parse_secrets(f"{SECRET},your-secret-here")),
+         "EXPORT_TOKEN_SECRET entry 2/2", "placeholder", "replace it"),
+    Case("placeholder secret stops the worker (CLI)",
+         lambda c: c.cli(["worker"], EXPORT_TOKEN_SECRET="your-secret-here"),
+         "EXPORT_TOKEN_SECRET", "still the placeholder", "replace it"),
+    # Export cleanup
+    Case("cleanup: export dir is a symlink", _cleanup_error(_symlinked_dir),
+         "export directory", "is a symlink (to ", "point EXPORT_DIR at the real directory"),
+    Case("cleanup: export dir missing", _cleanup_error(lambda d: None),
+         "export directory", "does not exist", "create it (mode 0700) or fix EXPORT_DIR"),
+    Case("cleanup: export dir is a file", _cleanup_error(_file_not_dir),
+         "export directory", "is not a directory", "fix EXPORT_DIR"),
+    Case("cleanup: negative age", _cleanup_error(lambda d: d.mkdir(), older_than_hours=-1),
+         "older_than_hours", "=-1", "leave it out to use EXPORT_MAX_FILE_AGE_HOURS"),
+    Case("cleanup: negative age (CLI)",
+         lambda c: c.cli(["cleanup-exports", "--older-than", "-1"]),
+         "--older-than", "-1:", "expected a number of hours >= 0"),
+    Case("cleanup: another run holds the lock", _locked_cleanup,
+         "another export cleanup is running", ":bullpen:cleanup:lock", "this run was skipped"),
+    Case("cleanup: symlink entry", lambda c: c.cleanup_output(_symlink_entry),
+         "skipped 1: symlink (never followed)", f"{naming.data_name(EXPORT_ID)}: symlink", None),
+    Case("cleanup: foreign file", lambda c: c.cleanup_output(_foreign_entry),
+         "skipped 1: foreign file (not named by bullpen)", "holiday-photo.jpg: foreign", None),
+    # Settings and Redis
+    Case("setting: not an integer", lambda c: _settings_error(c, "WORKER_CONCURRENCY", "lots"),
+         "WORKER_CONCURRENCY", "='lots'", "see .env.example"),
+    Case("setting: out of range", lambda c: _settings_error(c, "WORKER_SHUTDOWN_TIMEOUT_S", "-1"),
+         "WORKER_SHUTDOWN_TIMEOUT_S", "='-1': Input should be greater than or equal to 0",
+         "Fix these variables"),
+    Case("setting: not one of the choices", lambda c: _settings_error(c, "LOG_LEVEL", "LOUD"),
+         "LOG_LEVEL", "='LOUD'", "Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+    Case("setting: wrong type (CLI)", lambda c: c.cli(["jobs"], WORKER_BACKOFF_TYPE="linear"),
+         "WORKER_BACKOFF_TYPE", "='linear'", "Input should be 'exponential' or 'fixed'"),
+    Case("Redis URL with an unknown scheme",
+         lambda _c: raised(lambda: connection_kwargs("http://127.0.0.1:6379")),
+         "WORKER_REDIS_URL", "'http'", "expected redis://host:port/db"),
+    Case("Redis URL that does not answer (CLI)", _dead_redis,
+         "Redis at redis://:***@127.0.0.1:", "does not answer",
+         "check WORKER_REDIS_URL and that the server runs"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_is_refused_with_a_message_that_says_what_and_how_to_fix(
+        case: Case, app_env: dict[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    message = case.produce(Ctx(app_env, tmp_path, monkeypatch))
+    for fragment in (case.names, case.shows, case.fix):
+        if fragment is not None:
+            assert fragment in message, f"{fragment!r} not in:\n{message}"
