@@ -73,10 +73,26 @@ async def slow(data: dict[str, Any], ctx: JobContext) -> str:
     return "done"
 
 
+async def chaos(data: dict[str, Any], ctx: JobContext) -> int:
+    """Async sleep for `sleep_ms`, recording start and end with this process's pid (chaos tests
+    match runs to the processes they killed)."""
+    import asyncio
+    import os
+
+    base = {"job_id": ctx.job.id, "pid": os.getpid(), "attempt": ctx.job.attempts_made}
+    await ctx.redis.rpush(_runs_key(ctx), json.dumps(base | {"event": "start",
+                                                              "at_ms": time.time() * 1000}))
+    await asyncio.sleep(float(data.get("sleep_ms", 100)) / 1000)
+    await ctx.redis.rpush(_runs_key(ctx), json.dumps(base | {"event": "end",
+                                                              "at_ms": time.time() * 1000}))
+    return int(data.get("i", 0))
+
+
 task_handlers = {
     "test.record": record,
     "test.record_sync": record_sync,
     "test.flaky": flaky,
     "test.give_up": give_up,
     "test.slow": slow,
+    "test.chaos": chaos,
 }
