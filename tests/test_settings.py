@@ -49,3 +49,15 @@ def test_the_cli_exits_2_on_bad_settings(env: dict[str, str]) -> None:
     assert result.returncode == 2
     assert "WORKER_CONCURRENCY='0'" in result.stderr
     assert env["EXPORT_TOKEN_SECRET"] not in result.stderr
+
+
+def test_misspelled_variables_are_flagged_with_a_suggestion() -> None:
+    from bullpen.settings import unknown_variables
+
+    environ = {"WORKER_CONCURENCY": "8", "WORKER_CONCURRENCY": "8", "EXPORT_TOKEN_SECRETS": "x",
+               "PATH": "/bin", "WEB_PORTT": "1"}
+    assert unknown_variables(environ) == [
+        "EXPORT_TOKEN_SECRETS (did you mean EXPORT_TOKEN_SECRET?)",
+        "WEB_PORTT (did you mean WEB_PORT?)",
+        "WORKER_CONCURENCY (did you mean WORKER_CONCURRENCY?)",
+    ]

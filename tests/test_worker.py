@@ -203,6 +203,8 @@ async def test_a_redis_restart_mid_run_loses_no_job(app_env: dict[str, str], tmp
             await _wait_state(client, job_id, "completed", timeout_s=40)
         counts = await client.get_counts()
         assert counts["completed"] == 25 and counts["failed"] == 0
+        worker.wait_for(f"Lost Redis at {server.url}")
+        worker.wait_for("answers again; carrying on")
     finally:
         worker.signal()
         worker.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from functools import cached_property
 from pathlib import Path
@@ -75,6 +76,18 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.bullpen_env == "development"
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """Variables that look like bullpen settings but are not, each with a suggestion."""
+    known = {name.upper() for name in Settings.model_fields}
+    prefixes = ("WORKER_", "EXPORT_", "BULLPEN_", "WEB_", "JOB_")
+    found = []
+    for name in sorted(environ if environ is not None else os.environ):
+        if name.startswith(prefixes) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found
 
 
 def _describe(error: dict[str, Any], env_file_values: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from bullpen.dispatch import Dispatcher
 from bullpen.reconcile import log_result, reconcile
 from bullpen.registry import Registry
 from bullpen.schedule import ScheduledJob
-from bullpen.settings import Settings
+from bullpen.settings import Settings, unknown_variables
 
 log = logs.get("worker")
 
@@ -76,6 +76,8 @@ class WorkerService:
         self._install_signals()
         settings = self.settings
         client = QueueClient(self.url, settings.worker_default_queue, settings.worker_prefix)
+        for name in unknown_variables():
+            log.warning("Unknown setting %s is ignored", name)
         where = " (embedded server: for one machine only)" if self.embedded else ""
         log.info("Using Redis at %s%s", redact(self.url), where)
         if not await wait_for_redis(self.url, self.stop):
@@ -126,13 +128,22 @@ class WorkerService:
                           dispatcher: Dispatcher) -> None:
         interval = self.settings.worker_heartbeat_interval_s
         started = time.time()
+        connected = True
         while True:
             try:
-                await heartbeat.beat(client, worker.worker_id, self.settings.worker_concurrency,
-                                     started, worker.active_job_ids, ttl_s=interval * 3)
+                await asyncio.wait_for(
+                    heartbeat.beat(client, worker.worker_id, self.settings.worker_concurrency,
+                                   started, worker.active_job_ids, ttl_s=interval * 3),
+                    timeout=interval * 2)
                 await dispatcher.stats.flush(client)
+                if not connected:
+                    log.info("Redis at %s answers again; carrying on", redact(self.url))
+                connected = True
             except Exception as exc:
-                log.debug("Heartbeat failed: %s", exc)
+                if connected:
+                    log.warning("Lost Redis at %s (%s); jobs wait in Redis and resume when it "
+                                "answers", redact(self.url), type(exc).__name__)
+                connected = False
             await asyncio.sleep(interval)
 
 
