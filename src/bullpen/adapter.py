@@ -20,10 +20,15 @@ from urllib.parse import unquote, urlsplit
 
 import bullmq
 from bullmq.job_scheduler import JobScheduler
-from redis.exceptions import OutOfMemoryError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, OutOfMemoryError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bullpen import cron
 from bullpen.errors import RedisFullError, SettingsError, UnrecoverableJobError
+from bullpen.pipelining import PipeliningRedis
 
 JOB_STATES = ("waiting", "active", "delayed", "prioritized", "completed", "failed", "paused")
 
@@ -247,6 +252,76 @@ class _PortWorker(bullmq.Worker):  # type: ignore[misc]
             return job
         return await super().getNextJob(token)
 
+    async def processJob(self, job: Any, token: str) -> None:  # noqa: N802 - port's name
+        # Like Node's worker: finishing a job fetches the next in the same script call, and this
+        # task runs it, so a busy worker makes one round trip and creates no task per job.
+        while job is not None:
+            job = await self._run_job(job, token)
+
+    async def _run_job(self, job: Any, token: str) -> Any:
+        """Run one job; on success return the next job the finish script handed back (or None)."""
+        if job.deferredFailure or self._processor_wants_signal:
+            await super().processJob(job, token)
+            return None
+        self.jobs.add((job, token))
+        self.lockManager.track_job(job.id, token, int(time.time() * 1000))
+        try:
+            result = await self.processor(job, token)
+            if self.forceClosing:
+                self.emit("completed", job, result)
+                return None
+            fetch_next = not (self.closing or self.paused)
+            finished = await self.backend.moveToCompleted(
+                job, result, job.opts.get("removeOnComplete", False), token,
+                fetch_next=fetch_next)
+            job.returnvalue = result
+            job.attemptsMade = job.attemptsMade + 1
+            self.emit("completed", job, result)
+        except (bullmq.DelayedError, bullmq.WaitingChildrenError):
+            return None
+        except Exception as err:
+            await self._fail(job, err, token)
+            return None
+        finally:
+            self.jobs.discard((job, token))
+            self.lockManager.untrack_job(job.id)
+        return await self._next_from(finished["result"], token) if fetch_next else None
+
+    async def _fail(self, job: Any, err: Exception, token: str) -> None:
+        try:
+            if not self.forceClosing:
+                await job.moveToFailed(err, token)
+            self.emit("failed", job, err)
+        except Exception as error:
+            self.emit("error", error, job)
+
+    async def _next_from(self, raw: Any, token: str) -> Any:
+        data, job_id, limit_until, delay_until = raw or (None, None, 0, 0)
+        job = await self.nextJobFromJobData(data, job_id, int(limit_until or 0),
+                                            int(delay_until or 0), token)
+        if job is not None:
+            self.emit("active", job, "waiting")
+        return job
+
+
+def _use_pipelining_client(worker: Any, connection: dict[str, Any]) -> None:
+    """Swap the worker's single-connection command client for a pipelining one.
+
+    The blocking BZPOPMIN client stays the port's own; scripts are registered again on the
+    new client, which the port's connection, scripts and jobs all reach through these handles.
+    """
+    port_connection = worker.backend.connection
+    client = PipeliningRedis(decode_responses=True, retry=Retry(ExponentialBackoff(cap=20, base=1),
+                                                                20),
+                             retry_on_error=[BusyLoadingError, RedisConnectionError,
+                                             RedisTimeoutError], **connection)
+    port_connection.conn = client
+    port_connection.commands = {}
+    port_connection.loadCommands()
+    worker.backend.scripts.redisClient = client
+    worker.backend.scripts.commands = port_connection.commands
+    worker.client = client
+
 
 class QueueWorker:
     """Consumes one queue with a processor; the port's worker is built inside the running loop."""
@@ -268,6 +343,7 @@ class QueueWorker:
     def start(self, on_error: Callable[[BaseException], None]) -> None:
         asyncio.get_running_loop()  # refuses, loudly, to be built outside a running loop
         self._worker = _PortWorker(self._queue_name, self._process, self._port_opts)
+        _use_pipelining_client(self._worker, self._port_opts["connection"])
         self._worker.on("error", on_error)
         self._task = asyncio.create_task(self._worker.run(), name="bullpen-worker")
 

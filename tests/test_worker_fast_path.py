@@ -1,0 +1,144 @@
+"""The worker's fast path: one script call per job, pipelined commands, and a close that returns.
+
+Counts come from INFO commandstats on a private redis-server (no other client shares it), so
+machine load cannot move them. No test here asserts on speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from bullpen.adapter import ActiveJob, JobOptions, QueueClient, QueueWorker, WorkerOptions
+from support import free_port
+
+
+@pytest.fixture
+def private_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of this test's own, without persistence."""
+    from bullpen.embedded import find_binary
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(find_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sync = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            sync.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "private redis-server did not start"
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    sync.close()
+    proc.terminate()
+    proc.wait(10)
+
+
+async def _enqueue(url: str, queue: str, count: int) -> None:
+    client = QueueClient(url, queue)
+    try:
+        for index in range(count):
+            await client.add("noop", {"i": index}, JobOptions(keep_completed=100))
+    finally:
+        await client.close()
+
+
+async def _drain(url: str, queue: str, count: int, concurrency: int) -> QueueWorker:
+    done: list[str] = []
+
+    async def handler(job: ActiveJob) -> None:
+        done.append(job.record.id)
+
+    worker = QueueWorker(url, queue, "bull", WorkerOptions(concurrency=concurrency), handler)
+    worker.start(on_error=lambda exc: None)
+    deadline = time.monotonic() + 60
+    while len(done) < count:
+        assert time.monotonic() < deadline, f"only {len(done)} of {count} jobs ran"
+        await asyncio.sleep(0.02)
+    assert len(set(done)) == count  # each job once
+    return worker
+
+
+@pytest.mark.parametrize("concurrency", [1, 20])
+async def test_a_busy_worker_makes_one_script_call_per_job(private_url: str,
+                                                           concurrency: int) -> None:
+    # The port finished a job and fetched the next in two EVALSHAs; Node BullMQ does it in one.
+    # Start-up and the drained queue's last polls cost about 100 calls in all, hence 3000 jobs.
+    count = 3000
+    await _enqueue(private_url, "fast", count)
+    sync = redis.Redis.from_url(private_url, decode_responses=True)
+    sync.config_resetstat()
+    worker = await _drain(private_url, "fast", count, concurrency)
+    calls = {name: int(value["calls"]) for name, value in sync.info("commandstats").items()}
+    await worker.close(5)
+    sync.close()
+    assert calls.get("cmdstat_evalsha", 0) / count <= 1.05, calls
+
+
+async def test_concurrent_jobs_share_one_command_connection(private_url: str) -> None:
+    # Pipelined over one connection like ioredis, not one connection per job in flight.
+    await _enqueue(private_url, "shared", 400)
+    worker = await _drain(private_url, "shared", 400, concurrency=50)
+    sync = redis.Redis.from_url(private_url, decode_responses=True)
+    names = [client.get("name", "") for client in sync.client_list()]
+    await worker.close(5)
+    sync.close()
+    assert sum(1 for name in names if name.startswith("bull:shared")) <= 2, names
+
+
+async def test_close_under_load_returns_promptly_every_time(private_url: str) -> None:
+    # A pooled client once made close() hang for more than 10 s; the pipelined one must not.
+    await _enqueue(private_url, "closing", 3000)
+    ran: list[str] = []
+
+    async def handler(job: ActiveJob) -> None:
+        ran.append(job.record.id)
+        await asyncio.sleep(0.001)
+
+    for _round in range(5):
+        worker = QueueWorker(private_url, "closing", "bull", WorkerOptions(concurrency=50),
+                             handler)
+        worker.start(on_error=lambda exc: None)
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        finished = await worker.close(10)
+        assert finished, "close() abandoned active jobs"
+        assert time.monotonic() - started < 3
+    assert ran, "no job ran"
+    sync = redis.Redis.from_url(private_url, decode_responses=True)
+    assert sync.llen("bull:closing:active") == 0  # nothing left locked by a closed worker
+    sync.close()
+
+
+async def test_pipelined_client_keeps_replies_errors_and_scripts_apart(private_url: str) -> None:
+    from bullpen.adapter import connection_kwargs
+    from bullpen.pipelining import PipeliningRedis
+
+    client = PipeliningRedis(decode_responses=True, **connection_kwargs(private_url))
+    try:
+        await client.set("text", "x")
+        results: list[Any] = await asyncio.gather(
+            *(client.incr("counter") for _ in range(100)), client.incr("text"),
+            client.get("text"), return_exceptions=True)
+        assert results[:100] == list(range(1, 101))  # in order, one reply each
+        assert isinstance(results[100], redis.ResponseError)
+        assert results[101] == "x"
+        script = client.register_script("return ARGV[1]")
+        assert await script(args=["a"]) == "a"
+        await client.script_flush()
+        assert await script(args=["b"]) == "b"  # NOSCRIPT: loaded again, then run
+        await client.execute_command("CLIENT KILL", "SKIPME", "no", "TYPE", "normal")
+        assert await client.get("text") == "x"  # reconnected by the retry policy
+    finally:
+        await client.aclose()
