@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,19 +26,29 @@ def scheduled_at_ms(job: JobRecord) -> int | None:
 
 @dataclass(slots=True)
 class TaskStats:
-    """Accumulates outcomes between flushes; one instance per worker process."""
+    """Accumulates outcomes between flushes; one instance per worker process.
+
+    `record` runs once per job, so it only bumps a per-task list of numbers; the counter names
+    and the cumulative `le_` buckets are built at flush time.
+    """
 
     counters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     schedule_runs: dict[str, str] = field(default_factory=dict)
+    # task -> [processed, failed, duration_ms_sum, duration_count, bucket 0 … bucket n-1, over]
+    _tallies: dict[str, list[int]] = field(default_factory=dict)
 
     def record(self, job: JobRecord, started_ms: int, duration_s: float, ok: bool) -> None:
-        task = job.name
-        self.counters[f"{task}|{'processed' if ok else 'failed'}"] += 1
-        self.counters[f"{task}|duration_ms_sum"] += int(duration_s * 1000)
-        self.counters[f"{task}|duration_count"] += 1
-        for bound in DURATION_BUCKETS_S:
-            if duration_s <= bound:
-                self.counters[f"{task}|le_{bound}"] += 1
+        tally = self._tallies.get(job.name)
+        if tally is None:
+            tally = self._tallies[job.name] = [0] * (5 + len(DURATION_BUCKETS_S))
+        tally[0 if ok else 1] += 1
+        tally[2] += int(duration_s * 1000)
+        tally[3] += 1
+        tally[4 + bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
+        if job.scheduler_id:
+            self._record_run(job, started_ms, duration_s, ok)
+
+    def _record_run(self, job: JobRecord, started_ms: int, duration_s: float, ok: bool) -> None:
         due = scheduled_at_ms(job)
         if job.scheduler_id and due is not None:
             self.schedule_runs[job.scheduler_id] = json.dumps({
@@ -46,7 +57,22 @@ class TaskStats:
                 "outcome": "completed" if ok else "failed", "job_id": job.id,
             })
 
+    def _fold_tallies(self) -> None:
+        """Move the per-task tallies into `counters` under their flushed names."""
+        for task, tally in self._tallies.items():
+            for index, name in enumerate(("processed", "failed", "duration_ms_sum",
+                                          "duration_count")):
+                if tally[index]:
+                    self.counters[f"{task}|{name}"] += tally[index]
+            cumulative = 0
+            for bound, count in zip(DURATION_BUCKETS_S, tally[4:], strict=False):
+                cumulative += count
+                if cumulative:
+                    self.counters[f"{task}|le_{bound}"] += cumulative
+        self._tallies.clear()
+
     async def flush(self, client: QueueClient) -> None:
+        self._fold_tallies()
         if not self.counters and not self.schedule_runs:
             return
         counters, runs = dict(self.counters), dict(self.schedule_runs)
