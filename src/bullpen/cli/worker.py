@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         dev: bool = typer.Option(False, "--dev", help="Restart on .py changes (development)."),
         app_module: str | None = typer.Option(
             None, "--app", help="Package with your tasks/schedules modules (BULLPEN_APP)."),
+        processes: int | None = typer.Option(
+            None, "--processes", min=1, max=64,
+            help="Worker processes under this command (WORKER_PROCESSES, default 1)."),
     ) -> None:
         """Process jobs and run the declared schedules until SIGTERM/SIGINT."""
         if app_module:
@@ -53,6 +56,11 @@ def register(app: typer.Typer) -> None:
             _dev(app_module or os.environ.get("BULLPEN_APP"))
             return
         loaded = settings()
+        count = processes or loaded.worker_processes
+        if count > 1:
+            from bullpen.supervisor import run_processes
+
+            raise typer.Exit(run_processes(count, loaded.bullpen_app))
         from bullpen.exports.tokens import load_secrets
         from bullpen.registry import load_registry
         from bullpen.schedule import load_schedules
