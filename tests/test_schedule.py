@@ -50,13 +50,17 @@ def test_bullpen_declares_the_hourly_cleanup() -> None:
 
 def test_an_app_extends_the_defaults(app_env: dict[str, str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAMPLE_SCHEDULES",
-                       '[{"name": "tick", "task_name": "test.record", "every_ms": 1000}]')
     import importlib
 
     import sample_app.schedules
 
-    importlib.reload(sample_app.schedules)
-    registry = load_registry("sample_app")
-    names = [item.name for item in load_schedules("sample_app", registry)]
+    monkeypatch.setenv("SAMPLE_SCHEDULES",
+                       '[{"name": "tick", "task_name": "test.record", "every_ms": 1000}]')
+    try:
+        importlib.reload(sample_app.schedules)
+        registry = load_registry("sample_app")
+        names = [item.name for item in load_schedules("sample_app", registry)]
+    finally:
+        monkeypatch.delenv("SAMPLE_SCHEDULES")
+        importlib.reload(sample_app.schedules)  # later tests in this process see no extra schedule
     assert names == ["cleanup-exports-hourly", "tick"]
