@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 BULLPEN = shutil.which("bullpen") or str(Path(sys.executable).parent / "bullpen")
 
@@ -140,3 +142,68 @@ class PrivateRedis:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(10)
         self.process = None
+
+
+class Fleet:
+    """N `bullpen worker` processes on one env; any of them can be killed or replaced."""
+
+    def __init__(self, env: dict[str, str], size: int) -> None:
+        self.env = env
+        self.procs = [Proc(["worker"], env) for _ in range(size)]
+        self.retired: list[Proc] = []
+
+    def ready(self, text: str = "Worker started and ready", timeout: float = 30) -> None:
+        for proc in self.procs:
+            proc.wait_for(text, timeout)
+
+    def kill(self, index: int) -> dict[str, Any]:
+        """kill -9 worker `index` and start its replacement at once; returns the kill record."""
+        proc = self.procs[index]
+        proc.kill()
+        # Stamped once the process is gone, so every run it started began before this instant.
+        killed = {"pid": proc.popen.pid, "at_ms": time.time() * 1000}
+        self.retired.append(proc)
+        self.procs[index] = Proc(["worker"], self.env)
+        return killed
+
+    def terminate(self, index: int) -> None:
+        """SIGTERM worker `index`, wait for its drain, start its replacement."""
+        proc = self.procs[index]
+        proc.signal(signal.SIGTERM)
+        proc.wait(30)
+        self.retired.append(proc)
+        self.procs[index] = Proc(["worker"], self.env)
+
+    def stop(self) -> list[int]:
+        """SIGTERM every worker at once and wait for each (kill -9 after 30 s): exit codes."""
+        for proc in self.procs:
+            if proc.popen.poll() is None:
+                proc.signal(signal.SIGTERM)
+        codes = []
+        for proc in self.procs:
+            try:
+                codes.append(proc.wait(30))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(-9)
+        self.retired.extend(self.procs)
+        self.procs = []
+        return codes
+
+    def kill_all(self) -> None:
+        for proc in self.procs + self.retired:
+            proc.kill()
+
+    def output(self) -> str:
+        return "\n".join(proc.output for proc in self.retired + self.procs)
+
+
+@contextlib.contextmanager
+def running_worker(env: dict[str, str], *extra: str) -> Iterator[Proc]:
+    """A started `bullpen worker`, sent SIGTERM and waited for on the way out."""
+    proc = start_worker(env, *extra)
+    try:
+        yield proc
+    finally:
+        proc.signal()
+        proc.wait()

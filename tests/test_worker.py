@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
-from support import recorded_runs, run_cli, start_worker
+from support import recorded_runs, run_cli, running_worker, start_worker
 
 
 async def _wait_state(client: QueueClient, job_id: str, state: str, timeout_s: float = 15) -> None:
@@ -50,8 +50,7 @@ async def test_start_up_logs_the_seed_lines_and_processes_health_check(
 
 async def test_unknown_task_fails_that_job_and_the_worker_carries_on(
         app_env: dict[str, str], client: QueueClient) -> None:
-    worker = start_worker(app_env)
-    try:
+    with running_worker(app_env):
         bad = await client.add("no.such.task", {}, JobOptions(attempts=1))
         good = await client.add("test.record", {"n": 1}, JobOptions())
         await _wait_state(client, bad, "failed")
@@ -60,15 +59,11 @@ async def test_unknown_task_fails_that_job_and_the_worker_carries_on(
         assert record is not None and record.failed_reason is not None
         assert record.failed_reason.startswith(
             "no handler registered for task 'no.such.task' (known: exports.cleanup")
-    finally:
-        worker.signal()
-        worker.wait()
 
 
 async def test_sync_and_async_handlers_both_run_and_write_job_logs(
         app_env: dict[str, str], client: QueueClient) -> None:
-    worker = start_worker(app_env)
-    try:
+    with running_worker(app_env):
         sync_id = await client.add("test.record_sync", {"x": "é"}, JobOptions())
         async_id = await client.add("test.record", {"x": [1, {"y": 2}]}, JobOptions())
         await _wait_state(client, sync_id, "completed")
@@ -78,15 +73,11 @@ async def test_sync_and_async_handlers_both_run_and_write_job_logs(
         assert async_job and async_job.return_value == {"echo": {"x": [1, {"y": 2}]}}
         assert await client.get_logs(sync_id) == ["sync handler ran"]
         assert await client.get_logs(async_id) == [f"recorded {async_id}"]
-    finally:
-        worker.signal()
-        worker.wait()
 
 
 async def test_retries_back_off_exponentially_and_unrecoverable_errors_stop_at_once(
         app_env: dict[str, str], client: QueueClient) -> None:
-    worker = start_worker(app_env)
-    try:
+    with running_worker(app_env):
         flaky = await client.add("test.flaky", {"succeed_on": 3},
                                  JobOptions(attempts=3, backoff_delay_ms=200))
         give_up = await client.add("test.give_up", {}, JobOptions(attempts=3))
@@ -100,24 +91,17 @@ async def test_retries_back_off_exponentially_and_unrecoverable_errors_stop_at_o
         record = await client.get_job(give_up)
         assert record is not None and record.attempts_made == 1
         assert record.failed_reason == "bad input: will not retry"
-    finally:
-        worker.signal()
-        worker.wait()
 
 
 async def test_a_blocking_def_handler_longer_than_the_lock_runs_once(
         app_env: dict[str, str], client: QueueClient) -> None:
-    worker = start_worker(app_env)
-    try:
+    with running_worker(app_env) as worker:
         job_id = await client.add("test.record_sync", {"block_s": 4.5, "cpu": True},
                                   JobOptions(attempts=1))
         await _wait_state(client, job_id, "completed", timeout_s=20)
         runs = [r for r in recorded_runs(app_env["WORKER_DEFAULT_QUEUE"]) if r["job_id"] == job_id]
         assert len(runs) == 1
         assert "stalled" not in worker.output
-    finally:
-        worker.signal()
-        worker.wait()
 
 
 async def test_the_job_of_a_killed_worker_is_completed_by_another(
@@ -188,8 +172,7 @@ async def test_a_redis_restart_mid_run_loses_no_job(app_env: dict[str, str], tmp
     server = PrivateRedis(Path(str(tmp_path)) / "redis").start()
     env = {**app_env, "WORKER_REDIS_URL": server.url}
     client = QueueClient(server.url, queue_name)
-    worker = start_worker(env)
-    try:
+    with running_worker(env) as worker:
         before = [await client.add("test.record", {"i": i}, JobOptions()) for i in range(10)]
         delayed = [await client.add("test.record", {"d": i}, JobOptions(delay_ms=3000))
                    for i in range(5)]
@@ -205,9 +188,6 @@ async def test_a_redis_restart_mid_run_loses_no_job(app_env: dict[str, str], tmp
         assert counts["completed"] == 25 and counts["failed"] == 0
         worker.wait_for(f"Lost Redis at {server.url}")
         worker.wait_for("answers again; carrying on")
-    finally:
-        worker.signal()
-        worker.wait()
         await client.close()
         server.stop()
 
