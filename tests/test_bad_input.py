@@ -55,9 +55,8 @@ class Ctx:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def settings(self, **overrides: str) -> Settings:
-        return Settings(**{**{k.lower(): v for k, v in self.env.items()
-                              if k.lower() in Settings.model_fields}, **overrides})
+    def settings(self) -> Settings:
+        return load_settings()  # the env fixture put the test's values in the environment
 
 
 def raised(action: Callable[[], object]) -> str:

@@ -1,0 +1,95 @@
+// A Node BullMQ peer for bullpen's interop tests: one command per run, JSON on stdout.
+//
+//   node peer.mjs <redis-url> <queue> add <name> <json-data>      -> {"id", "returnvalue"} once done
+//   node peer.mjs <redis-url> <queue> work <seconds> [record]     -> one JSON line per finished job
+//   node peer.mjs <redis-url> <queue> upsert <id> <pattern> <name> -> {"ok": true}
+//   node peer.mjs <redis-url> <queue> schedulers                  -> getJobSchedulers() as JSON
+//   node peer.mjs <redis-url> <queue> counts                      -> getJobCounts() as JSON
+import { Queue, QueueEvents, Worker } from "bullmq";
+import IORedis from "ioredis";
+
+const [url, queueName, command, ...args] = process.argv.slice(2);
+const target = new URL(url);
+const connection = {
+  host: target.hostname,
+  port: Number(target.port || 6379),
+  db: Number(target.pathname.slice(1) || 0),
+  password: target.password ? decodeURIComponent(target.password) : undefined,
+  // BullMQ's workers block on BZPOPMIN; ioredis must not give up on a quiet connection.
+  maxRetriesPerRequest: null,
+};
+const print = (value) => process.stdout.write(JSON.stringify(value) + "\n");
+
+async function add(name, json) {
+  const queue = new Queue(queueName, { connection });
+  const events = new QueueEvents(queueName, { connection });
+  await events.waitUntilReady();
+  const job = await queue.add(name, JSON.parse(json), { attempts: 1 });
+  const returnvalue = await job.waitUntilFinished(events, 30_000);
+  print({ id: job.id, returnvalue });
+  await Promise.all([events.close(), queue.close()]);
+}
+
+async function work(seconds, record) {
+  // `record` makes runs visible next to bullpen's sample app: same list, same fields.
+  const redis = new IORedis(connection);
+  const runsKey = `bull:${queueName}:test:runs`;
+  const worker = new Worker(
+    queueName,
+    async (job) => {
+      if (record) {
+        await redis.rpush(runsKey, JSON.stringify({
+          job_id: job.id, scheduler: job.repeatJobKey ?? null, at_ms: Date.now(),
+          worker: `node-${process.pid}`, data: job.data,
+        }));
+      }
+      return { node: true, name: job.name, data: job.data };
+    },
+    { connection, concurrency: 5 },
+  );
+  worker.on("completed", (job, returnvalue) =>
+    print({ id: job.id, name: job.name, data: job.data, returnvalue }));
+  await worker.waitUntilReady();
+  print({ ready: true });
+  // Run for `seconds`, or until SIGTERM; either way close the worker (active jobs finish).
+  await new Promise((resolve) => {
+    setTimeout(resolve, Number(seconds) * 1000).unref();
+    process.once("SIGTERM", resolve);
+  });
+  await worker.close();
+  await redis.quit();
+}
+
+async function withQueue(action) {
+  const queue = new Queue(queueName, { connection });
+  try {
+    print(await action(queue));
+  } finally {
+    await queue.close();
+  }
+}
+
+switch (command) {
+  case "add":
+    await add(args[0], args[1]);
+    break;
+  case "work":
+    await work(args[0], args[1] === "record");
+    break;
+  case "upsert":
+    // Node's signature: (id, repeat, {name, data, opts}); the port's differs (see the notes).
+    await withQueue(async (queue) => {
+      await queue.upsertJobScheduler(args[0], { pattern: args[1] }, { name: args[2], data: {} });
+      return { ok: true };
+    });
+    break;
+  case "schedulers":
+    await withQueue((queue) => queue.getJobSchedulers(0, -1, true));
+    break;
+  case "counts":
+    await withQueue((queue) => queue.getJobCounts());
+    break;
+  default:
+    process.stderr.write(`unknown command ${command}\n`);
+    process.exit(2);
+}

@@ -1,0 +1,208 @@
+"""Node BullMQ (npm, pinned in tests/node) and bullpen on the same queues, both directions."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from bullpen.adapter import JobOptions, QueueClient
+from bullpen.reconcile import reconcile
+from bullpen.schedule import ScheduledJob
+from support import Fleet, Proc, eventually, recorded_runs, run_cli, start_worker
+
+pytestmark = pytest.mark.interop
+
+NODE_DIR = Path(__file__).parent / "node"
+PEER = str(NODE_DIR / "peer.mjs")
+DATA = {"text": "héllo wörld — 日本語 🚀", "quote": "it's \"quoted\"\n",
+        "nested": {"list": [1, 2.5, None, True, {"deep": ["ü", []]}], "empty": {}}}
+
+
+def node(url: str, queue: str, *args: str, timeout: float = 40) -> list[Any]:
+    """Run one peer.mjs command; its JSON output lines."""
+    result = subprocess.run(["node", PEER, url, queue, *args], capture_output=True, text=True,
+                            timeout=timeout, cwd=NODE_DIR, check=False)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+class NodeWorker:
+    """`peer.mjs work`: a Node BullMQ worker whose finished jobs arrive as JSON lines."""
+
+    def __init__(self, url: str, queue: str, seconds: float, record: bool = False) -> None:
+        args = ["node", PEER, url, queue, "work", str(seconds)] + (["record"] if record else [])
+        self.popen = subprocess.Popen(args, cwd=NODE_DIR, stdout=subprocess.PIPE, text=True)
+        self.lines: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        eventually(lambda: {"ready": True} in self.lines, timeout=20)
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(json.loads(line))
+
+    def finished(self, job_id: str) -> dict[str, Any] | None:
+        return next((line for line in self.lines if line.get("id") == job_id), None)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        self.popen.wait(20)
+        self._reader.join(2)
+
+
+def _tick(run: dict[str, Any]) -> int:
+    return int(str(run["job_id"]).rsplit(":", 1)[1])
+
+
+def _forget(url: str, queue: str) -> None:
+    connection = redis.Redis.from_url(url)
+    try:
+        keys = list(connection.scan_iter(match=f"bull:{queue}:*", count=1000))
+        if keys:
+            connection.delete(*keys)
+    finally:
+        connection.close()
+
+
+async def test_node_producer_to_bullpen_worker_round_trips_data_and_result(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
+    worker = start_worker(app_env)
+    try:
+        result = node(url, queue, "add", "test.record", json.dumps(DATA))[0]
+    finally:
+        worker.signal()
+        worker.wait()
+    assert result["returnvalue"] == {"echo": DATA}
+    record = await client.get_job(str(result["id"]))
+    assert record is not None and record.state == "completed"
+    assert record.data == DATA and record.return_value == {"echo": DATA}
+
+
+async def test_bullpen_enqueue_to_node_worker_round_trips_data_and_result(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
+    peer = NodeWorker(url, queue, seconds=30)
+    try:
+        enqueued = run_cli(["enqueue", "test.record", "--data", json.dumps(DATA)], app_env)
+        assert enqueued.returncode == 0, enqueued.stderr
+        job_id = enqueued.stdout.strip()
+        eventually(lambda: peer.finished(job_id) is not None, timeout=15)
+    finally:
+        peer.stop()
+    expected = {"node": True, "name": "test.record", "data": DATA}
+    assert peer.finished(job_id) == {"id": job_id, "name": "test.record", "data": DATA,
+                                     "returnvalue": expected}
+    record = await client.get_job(job_id)
+    assert record is not None and record.state == "completed" and record.return_value == expected
+
+
+async def test_schedulers_are_listed_by_the_other_side(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
+    ours = ScheduledJob("py-nightly", "health.check", pattern="0 15 3 * * *", tz="Europe/Paris",
+                        data={"who": "bullpen"})
+    await reconcile(client, [ours], JobOptions())
+    assert node(url, queue, "upsert", "node-hourly", "0 * * * *", "exports.cleanup") == [
+        {"ok": True}]
+
+    listed_by_node = {item["key"]: item for item in node(url, queue, "schedulers")[0]}
+    listed_by_us = {record.id: record for record in await client.get_schedulers()}
+    assert set(listed_by_node) == set(listed_by_us) == {"py-nightly", "node-hourly"}
+    theirs, mine = listed_by_node["py-nightly"], listed_by_us["py-nightly"]
+    assert (theirs["name"], theirs["pattern"], theirs["tz"]) == (
+        "health.check", "0 15 3 * * *", "Europe/Paris")
+    assert theirs["next"] == mine.next_ms and theirs["template"]["data"] == {"who": "bullpen"}
+    node_made = listed_by_us["node-hourly"]
+    assert (node_made.task_name, node_made.pattern, node_made.next_ms) == (
+        "exports.cleanup", "0 * * * *", listed_by_node["node-hourly"]["next"])
+    # bullpen leaves a scheduler it did not create alone, and says so.
+    again = await reconcile(client, [ours], JobOptions())
+    assert again.unchanged == ["py-nightly"] and again.foreign == ["node-hourly"]
+
+
+@pytest.mark.timeout(60)
+async def test_a_six_field_pattern_fires_at_the_same_instants_under_node_and_bullpen(
+        app_env: dict[str, str]) -> None:
+    url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
+    node_queue = f"{queue}-node"
+    pattern = "*/2 * * * * *"  # seconds first, as Node reads it: every even second
+    env = {**app_env, "SAMPLE_SCHEDULES": json.dumps(
+        [{"name": "even", "task_name": "test.record", "pattern": pattern}])}
+    try:
+        node(url, node_queue, "upsert", "even", pattern, "test.record")
+        peer = NodeWorker(url, node_queue, seconds=30, record=True)
+        ours = Proc(["worker"], env)
+        try:
+            ours.wait_for("Schedules reconciled")
+            await asyncio.sleep(9)
+        finally:
+            ours.signal()
+            ours.wait()
+            peer.stop()
+        py_ticks = {_tick(run) for run in recorded_runs(queue, url)}
+        node_ticks = {_tick(run) for run in recorded_runs(node_queue, url)}
+    finally:
+        _forget(url, node_queue)
+    start = max(min(py_ticks), min(node_ticks))
+    end = min(max(py_ticks), max(node_ticks))
+    common = sorted(tick for tick in py_ticks | node_ticks if start <= tick <= end)
+    assert len(common) >= 3, (sorted(py_ticks), sorted(node_ticks))
+    assert {tick for tick in py_ticks if start <= tick <= end} == set(common)
+    assert {tick for tick in node_ticks if start <= tick <= end} == set(common)
+    assert all(tick % 2000 == 0 for tick in py_ticks | node_ticks)
+
+
+@pytest.mark.timeout(60)
+async def test_a_mixed_fleet_runs_each_tick_once_and_both_sides_count_alike(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
+    env = {**app_env, "SAMPLE_SCHEDULES": json.dumps(
+        [{"name": "tick", "task_name": "test.record", "pattern": "* * * * * *"}])}
+    peers = [NodeWorker(url, queue, seconds=40, record=True)]
+    ours = Fleet(env, 2)
+    try:
+        ours.ready("Schedules reconciled")
+        peers.append(NodeWorker(url, queue, seconds=40, record=True))
+        await asyncio.sleep(12)
+    finally:
+        ours.stop()
+        ours.kill_all()
+        for peer in peers:
+            peer.stop()
+    runs = [run for run in recorded_runs(queue, url) if run["scheduler"] == "tick"]
+    ticks = sorted(_tick(run) for run in runs)
+    assert len(ticks) >= 10
+    assert len(ticks) == len(set(ticks)), "a tick ran twice"
+    assert {b - a for a, b in itertools.pairwise(ticks)} == {1000}, "a tick was missed"
+    by_node = sum(1 for run in runs if str(run["worker"]).startswith("node-"))
+    print(f"mixed fleet: {len(ticks)} ticks, {by_node} run by Node, {len(ticks) - by_node} by "
+          "bullpen")
+    assert 0 < by_node < len(ticks), "one side ran no tick: not a mixed fleet"
+
+    ours_counted = await client.get_counts()
+    theirs = node(url, queue, "counts")[0]
+    for state in ("waiting", "active", "delayed", "prioritized", "completed", "failed"):
+        assert ours_counted[state] == theirs[state], (state, ours_counted, theirs)
+    assert ours_counted["completed"] >= len(ticks)
+
+
+def test_node_peer_answers_quickly() -> None:
+    """peer.mjs refuses an unknown command instead of hanging (keeps failures fast)."""
+    started = time.monotonic()
+    result = subprocess.run(["node", PEER, "redis://127.0.0.1:6379/0", "q", "nope"],
+                            capture_output=True, text=True, timeout=20, cwd=NODE_DIR, check=False)
+    assert result.returncode == 2 and "unknown command nope" in result.stderr
+    assert time.monotonic() - started < 10
