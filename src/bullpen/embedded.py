@@ -18,15 +18,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bullpen.errors import BullpenError
+from bullpen.errors import EmbeddedError
 
 # sun_path is 108 bytes on Linux (104 on macOS); longer socket paths fall back to loopback TCP.
 MAX_SOCKET_PATH_BYTES = 100
 START_TIMEOUT_S = 30.0
-
-
-class EmbeddedError(BullpenError):
-    """The embedded server cannot be found, started or stopped."""
 
 
 @dataclass(frozen=True, slots=True)

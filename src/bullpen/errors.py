@@ -103,3 +103,15 @@ class TokenInvalidError(TokenError):
 
 class UnrecoverableJobError(BullpenError):
     """Raised by a handler to fail its job at once, without further retries."""
+
+
+class EmbeddedError(BullpenError):
+    """The embedded server cannot be found, started or stopped."""
+
+
+class ActionError(BullpenError):
+    """A dashboard or API action was refused; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

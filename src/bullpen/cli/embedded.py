@@ -8,6 +8,7 @@ import typer
 
 from bullpen import embedded
 from bullpen.cli.common import fail, print_json, settings
+from bullpen.errors import EmbeddedError
 
 # Like `systemctl status`: 3 means "not running", so scripts can tell it from an error.
 EXIT_NOT_RUNNING = 3
@@ -31,7 +32,7 @@ def start_command() -> None:
     _note_external(bool(loaded.worker_redis_url))
     try:
         typer.echo(embedded.ensure_server(loaded.bullpen_var_dir))
-    except embedded.EmbeddedError as exc:
+    except EmbeddedError as exc:
         fail(str(exc))
 
 
@@ -63,7 +64,7 @@ def stop_command() -> None:
     _note_external(bool(loaded.worker_redis_url))
     try:
         stopped = embedded.stop(loaded.bullpen_var_dir)
-    except embedded.EmbeddedError as exc:
+    except EmbeddedError as exc:
         fail(str(exc))
     typer.echo("stopped" if stopped else "not running")
 

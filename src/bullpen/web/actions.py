@@ -6,18 +6,10 @@ import dataclasses
 import json
 from typing import Any
 
-from bullpen.errors import BullpenError
+from bullpen.errors import ActionError, BullpenError
 from bullpen.producer import enqueue
 from bullpen.web.state import WebState
 from bullpen.worker import job_options
-
-
-class ActionError(BullpenError):
-    """An action was refused; `status` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 async def _job_state(state: WebState, job_id: str) -> str:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bullpen.errors import ActionError
 from bullpen.web import actions, queries
 from bullpen.web.state import WebState, web_state
 
@@ -26,7 +27,7 @@ def json_endpoint(endpoint: Callable[[Request, WebState], Awaitable[Any]]) -> En
     async def wrapped(request: Request) -> Response:
         try:
             result = await endpoint(request, web_state(request))
-        except actions.ActionError as exc:
+        except ActionError as exc:
             return _json({"error": str(exc)}, exc.status)
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
@@ -49,9 +50,9 @@ async def _body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"{}")
     except json.JSONDecodeError as exc:
-        raise actions.ActionError(f"request body is not valid JSON: {exc.msg}") from None
+        raise ActionError(f"request body is not valid JSON: {exc.msg}") from None
     if not isinstance(body, dict):
-        raise actions.ActionError("request body must be a JSON object")
+        raise ActionError("request body must be a JSON object")
     return body
 
 
@@ -71,7 +72,7 @@ async def job(request: Request, state: WebState) -> Any:
     job_id = request.path_params["job_id"]
     detail = await queries.job_detail(state.client, job_id)
     if detail is None:
-        raise actions.ActionError(f"job {job_id!r} not found", 404)
+        raise ActionError(f"job {job_id!r} not found", 404)
     return detail
 
 
@@ -79,7 +80,7 @@ async def enqueue(request: Request, state: WebState) -> Any:
     body = await _body(request)
     delay_ms = body.get("delay_ms", 0)
     if not isinstance(delay_ms, int):
-        raise actions.ActionError(f"delay_ms={delay_ms!r}: expected an integer")
+        raise ActionError(f"delay_ms={delay_ms!r}: expected an integer")
     job_id = await actions.enqueue_task(state, str(body.get("task", "")),
                                         body.get("data", {}), delay_ms)
     return _json({"id": job_id}, 201)

@@ -10,8 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bullpen.errors import ExportError
-from bullpen.web import actions
+from bullpen.errors import ActionError, ExportError
 from bullpen.web.api import json_endpoint
 from bullpen.web.forms import form_action
 from bullpen.web.state import WebState, web_state
@@ -33,14 +32,14 @@ async def list_exports(state: WebState) -> list[dict[str, Any]]:
 
 async def delete_export(state: WebState, export_id: str) -> None:
     if not await run_in_threadpool(state.exports.delete, export_id):
-        raise actions.ActionError(f"export {export_id!r} not found (already deleted?)", 404)
+        raise ActionError(f"export {export_id!r} not found (already deleted?)", 404)
 
 
 async def fresh_link(request: Request, state: WebState, export_id: str) -> dict[str, Any]:
     try:
         issued = await run_in_threadpool(state.exports.issue_token, export_id)
     except ExportError as exc:
-        raise actions.ActionError(str(exc), 404) from exc
+        raise ActionError(str(exc), 404) from exc
     return {"url": str(request.url_for("download", token=issued.token)),
             "token": issued.token, "expires_at": issued.expires_at.isoformat()}
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bullpen.errors import ActionError
 from bullpen.web import actions
 from bullpen.web.security import SESSION_COOKIE, Guard
 from bullpen.web.state import WebState, web_state
@@ -35,7 +36,7 @@ def form_action(action: Action, default_next: str = "/"
         try:
             message, target = await action(request, web_state(request))
             ok = True
-        except actions.ActionError as exc:
+        except ActionError as exc:
             message, target, ok = str(exc), None, False
         response = RedirectResponse(target or back, status_code=303)
         set_flash(response, message, ok)
@@ -85,7 +86,7 @@ async def _enqueue(request: Request, state: WebState) -> tuple[str, str | None]:
     try:
         delay_ms = int(float(delay_raw) * 1000)
     except ValueError:
-        raise actions.ActionError(f"delay {delay_raw!r}: expected a number of seconds") from None
+        raise ActionError(f"delay {delay_raw!r}: expected a number of seconds") from None
     job_id = await actions.enqueue_task(state, task, data, delay_ms)
     return f"Enqueued {task} as job {job_id}.", f"/job/{quote(job_id, safe='')}"
 
