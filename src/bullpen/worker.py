@@ -96,11 +96,11 @@ class WorkerService:
         await self.stop.wait()
         finished = await worker.close(settings.worker_shutdown_timeout_s)
         beats.cancel()
-        with contextlib.suppress(Exception):
-            await dispatcher.stats.flush(client)
-        with contextlib.suppress(Exception):
-            await heartbeat.forget(client, worker.worker_id)
-        await client.close()
+        # Redis may be gone: the client retries for minutes, so each farewell gets 2 s.
+        for farewell in (dispatcher.stats.flush(client),
+                         heartbeat.forget(client, worker.worker_id), client.close()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(farewell, 2)
         dispatcher.shutdown()
         if not finished:
             log.warning("Shutdown timeout reached: unfinished jobs stay locked until their lock "
