@@ -142,3 +142,35 @@ async def test_pipelined_client_keeps_replies_errors_and_scripts_apart(private_u
         assert await client.get("text") == "x"  # reconnected by the retry policy
     finally:
         await client.aclose()
+
+
+async def test_delayed_jobs_start_on_time_not_on_the_server_timer_tick(private_url: str) -> None:
+    # Redis ends a blocked BZPOPMIN on its own timer tick (every 100 ms at the default hz 10),
+    # so due jobs started 0-100 ms late, 50 ms on average. The worker wakes early and sleeps the
+    # rest on its event loop.
+    sync = redis.Redis.from_url(private_url)
+    sync.config_set("hz", 10)
+    sync.close()
+    started: dict[str, float] = {}
+
+    async def handler(job: ActiveJob) -> None:
+        started[job.record.id] = time.time() * 1000
+
+    worker = QueueWorker(private_url, "timed", "bull", WorkerOptions(concurrency=1), handler)
+    worker.start(on_error=lambda exc: None)
+    await asyncio.sleep(0.3)
+    client = QueueClient(private_url, "timed")
+    due: dict[str, float] = {}
+    try:
+        for delay_ms in (500, 900, 1300, 1700, 2100, 2500):
+            due[await client.add("tick", {}, JobOptions(delay_ms=delay_ms))] = (
+                time.time() * 1000 + delay_ms)
+        deadline = time.monotonic() + 10
+        while len(started) < len(due):
+            assert time.monotonic() < deadline, started
+            await asyncio.sleep(0.02)
+    finally:
+        await worker.close(5)
+        await client.close()
+    lateness_ms = [started[job_id] - due_ms for job_id, due_ms in due.items()]
+    assert sorted(lateness_ms)[len(lateness_ms) // 2] < 30, lateness_ms
