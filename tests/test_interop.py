@@ -165,32 +165,56 @@ async def test_a_six_field_pattern_fires_at_the_same_instants_under_node_and_bul
     assert all(tick % 2000 == 0 for tick in py_ticks | node_ticks)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 async def test_a_mixed_fleet_runs_each_tick_once_and_both_sides_count_alike(
         app_env: dict[str, str], client: QueueClient) -> None:
+    from bullpen.schedules import scheduled_jobs
+    from bullpen.settings import load_settings
+    from bullpen.worker import job_options
+
     url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
-    env = {**app_env, "SAMPLE_SCHEDULES": json.dumps(
-        [{"name": "tick", "task_name": "test.record", "pattern": "* * * * * *"}])}
-    peers = [NodeWorker(url, queue, seconds=40, record=True)]
-    ours = Fleet(env, 2)
+    tick = {"name": "tick", "task_name": "test.record", "pattern": "* * * * * *"}
+    env = {**app_env, "SAMPLE_SCHEDULES": json.dumps([tick])}
+    # Which side wins a tick is a race, so phases make sure both take part: Node alone (the
+    # schedule registered as a bullpen worker would), both together, then bullpen alone.
+    peer = NodeWorker(url, queue, seconds=60, record=True)
+    ours: Fleet | None = None
     try:
+        await reconcile(client, [*scheduled_jobs, ScheduledJob(**tick)],  # type: ignore[arg-type]
+                        job_options(load_settings()))
+        await asyncio.sleep(3)
+        ours = Fleet(env, 2)
         ours.ready("Schedules reconciled")
-        peers.append(NodeWorker(url, queue, seconds=40, record=True))
-        await asyncio.sleep(12)
+        await asyncio.sleep(4)
+        peer.stop()
+        handed_over_at = time.time() * 1000
+        # Longer than the 10 s cap on a blocking wait: if Node took the next tick's wake-up
+        # marker with it, bullpen finds the due tick on its next poll, late but once.
+        await asyncio.sleep(11.5)
+        summaries = [proc.wait_for("Schedules reconciled") for proc in ours.procs]
     finally:
-        ours.stop()
-        ours.kill_all()
-        for peer in peers:
-            peer.stop()
+        if ours is not None:
+            ours.stop()
+            ours.kill_all()
+        peer.stop()
     runs = [run for run in recorded_runs(queue, url) if run["scheduler"] == "tick"]
     ticks = sorted(_tick(run) for run in runs)
-    assert len(ticks) >= 10
+    by_node = [run for run in runs if str(run["worker"]).startswith("node-")]
+    late_s = max(run["at_ms"] - _tick(run) for run in runs) / 1000
+    gaps = [(a, b) for a, b in itertools.pairwise(ticks) if b - a != 1000]
+    print(f"mixed fleet: {len(ticks)} ticks, {len(by_node)} run by Node, "
+          f"{len(ticks) - len(by_node)} by bullpen; latest run {late_s:.1f} s after its tick; "
+          f"gaps {[(b - a) / 1000 for a, b in gaps]}")
+    # The workers found the schedule registered as they would have: nothing upserted.
+    assert all(line.endswith("0 added, 0 updated, 0 removed, 2 unchanged, 0 foreign")
+               for line in summaries), summaries
     assert len(ticks) == len(set(ticks)), "a tick ran twice"
-    assert {b - a for a, b in itertools.pairwise(ticks)} == {1000}, "a tick was missed"
-    by_node = sum(1 for run in runs if str(run["worker"]).startswith("node-"))
-    print(f"mixed fleet: {len(ticks)} ticks, {by_node} run by Node, {len(ticks) - by_node} by "
-          "bullpen")
-    assert 0 < by_node < len(ticks), "one side ran no tick: not a mixed fleet"
+    assert by_node and len(by_node) < len(ticks), "not a mixed fleet"
+    # Ticks are consecutive, except that a tick run late after the hand-over resumes the
+    # schedule from then: at most one gap, right after Node left, no longer than 11 s.
+    assert len(gaps) <= 1, gaps
+    for before, after in gaps:
+        assert handed_over_at - 1000 <= before and after - before <= 11_000, gaps
 
     ours_counted = await client.get_counts()
     theirs = node(url, queue, "counts")[0]
