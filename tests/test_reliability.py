@@ -257,7 +257,6 @@ async def test_a_one_second_schedule_runs_each_tick_once_through_restarts_and_a_
     restarts = {"kill -9": 0, "SIGTERM": 0}
     try:
         fleet.ready()
-        began = now_ms()
         for round_number in range(16):  # one restart every 4 s: ~64 ticks
             await asyncio.sleep(3)
             await _sleep_to_half_second()
@@ -298,7 +297,7 @@ async def test_a_one_second_schedule_runs_each_tick_once_through_restarts_and_a_
         workers_that_ran_ticks=len({run["worker"] for run in runs}),
     )
     assert len(ticks) == len(set(ticks)), "a tick ran twice"
-    assert len(before) >= 60 and began <= before[0]
+    assert len(before) >= 60
     assert gaps == [1000], f"ticks missed while workers restarted: gaps {gaps}"
     # The period with no worker ran once (its pending tick, late), not once per missed second.
     assert len(missed) == 1, [(_tick(run), run["at_ms"]) for run in after_stop]
