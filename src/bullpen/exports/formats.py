@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -32,17 +33,27 @@ class CsvEncoder:
     def __init__(self, columns: Sequence[str] | None = None) -> None:
         self._columns = list(columns) if columns else None
         self._buffer = io.StringIO()
-        self._writer: csv.DictWriter[str] | None = None
+        self._writer: Any = None
 
     def encode(self, rows: Iterable[Row]) -> bytes:
-        for row in rows:
-            writer = self._writer_for(row)
-            writer.writerow({key: _cell(row.get(key)) for key in writer.fieldnames})
+        iterator = iter(rows)
+        if self._writer is None:
+            first = next(iterator, None)
+            if first is None:
+                return b""
+            self._start(first)
+            iterator = itertools.chain((first,), iterator)
+        columns = self._columns or []
+        width = len(columns)
+        # csv.writer's C loop over plain lists (DictWriter diffed every row's keys as a set);
+        # a row with more keys than columns still fails, as it did with DictWriter.
+        self._writer.writerows([_cell(row.get(key)) for key in columns] for row in iterator
+                               if len(row) <= width or _refuse_extra_keys(row, columns))
         return self._drain()
 
     def finish(self) -> bytes:
         if self._writer is None and self._columns:
-            self._writer_for({})
+            self._start({})
         return self._drain()
 
     def _drain(self) -> bytes:
@@ -51,14 +62,11 @@ class CsvEncoder:
         self._buffer.truncate()
         return text.encode()
 
-    def _writer_for(self, row: Row) -> csv.DictWriter[str]:
-        if self._writer is None:
-            if self._columns is None:
-                self._columns = [str(key) for key in row]
-            self._writer = csv.DictWriter(self._buffer, fieldnames=self._columns,
-                                          lineterminator="\r\n")
-            self._writer.writeheader()
-        return self._writer
+    def _start(self, row: Row) -> None:
+        if self._columns is None:
+            self._columns = [str(key) for key in row]
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+        self._writer.writerow(self._columns)
 
 
 class JsonLinesEncoder:
@@ -119,6 +127,14 @@ def encode_rows(rows: Iterable[Row], name: str, batch_rows: int = 500,
         yield encoder.encode(batch)
     if tail := encoder.finish():
         yield tail
+
+
+def _refuse_extra_keys(row: Row, columns: Sequence[str]) -> bool:
+    extra = sorted(str(key) for key in row if key not in columns)
+    if extra:
+        raise ExportError(f"export row has keys that are not columns: {extra} "
+                          f"(columns: {', '.join(columns)})")
+    return True
 
 
 def _cell(value: Any) -> Any:
