@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: worker test lint install
+.PHONY: worker test lint install bench
 
 $(BIN)/bullpen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,7 @@ lint: install
 
 test: install tests/node/node_modules/.package-lock.json lint
 	$(BIN)/pytest
+
+# Side by side with Node BullMQ; rewrites docs/benchmarks.md (about 30 minutes).
+bench: install tests/node/node_modules/.package-lock.json
+	$(BIN)/python -m bench

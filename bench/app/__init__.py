@@ -1,0 +1,1 @@
+"""The benchmark app: a no-op task, a lateness recorder and a synthetic exporter."""
