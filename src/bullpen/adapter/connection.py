@@ -1,0 +1,50 @@
+"""Connecting the port to Redis: URL to redis-py options (reads never time out), probes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from bullpen.errors import SettingsError
+
+
+def connection_kwargs(url: str) -> dict[str, Any]:
+    """redis-py keyword arguments for a redis://, rediss:// or unix:// URL; reads never time out."""
+    parts = urlsplit(url)
+    kwargs: dict[str, Any] = {
+        "socket_timeout": None,
+        "socket_connect_timeout": 5,
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+    }
+    if parts.scheme == "unix":
+        kwargs["unix_socket_path"] = parts.path
+        return kwargs
+    if parts.scheme not in ("redis", "rediss"):
+        raise SettingsError(
+            f"WORKER_REDIS_URL: unsupported scheme {parts.scheme!r} "
+            "(expected redis://host:port/db, rediss://… or unix:///path/to/socket)"
+        )
+    kwargs.update(host=parts.hostname or "localhost", port=parts.port or 6379)
+    db = parts.path.strip("/")
+    kwargs["db"] = int(db) if db.isdigit() else 0
+    if parts.scheme == "rediss":
+        kwargs["ssl"] = True
+    return kwargs
+
+
+async def one_shot(connection: dict[str, Any], *command: Any, timeout_s: float = 2.0) -> Any:
+    """Run one command on a fresh connection, without the port's retries (20, up to 20 s each)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis(**connection | {"socket_connect_timeout": timeout_s,
+                                            "socket_timeout": timeout_s})
+    try:
+        return await client.execute_command(*command)  # type: ignore[no-untyped-call]
+    finally:
+        await client.aclose()
+
+
+async def probe(url: str, timeout_s: float = 2.0) -> None:
+    """One PING, failing fast (raises) when Redis does not answer."""
+    await one_shot(connection_kwargs(url), "PING", timeout_s=timeout_s)

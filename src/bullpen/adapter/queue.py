@@ -1,0 +1,137 @@
+"""QueueClient: enqueue, inspect and act on one queue, and manage its job schedulers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import bullmq
+from bullmq.job_scheduler import JobScheduler
+from redis.exceptions import OutOfMemoryError
+
+from bullpen.adapter.connection import connection_kwargs
+from bullpen.adapter.options import JobOptions
+from bullpen.adapter.records import JOB_STATES, JobRecord, SchedulerRecord, record_of
+from bullpen.adapter.worker import repeat_strategy
+from bullpen.errors import RedisFullError
+
+
+class QueueClient:
+    """Producer and inspector for one queue (enqueue, list, counts, schedulers, actions)."""
+
+    def __init__(self, url: str, queue_name: str, prefix: str = "bull") -> None:
+        self.name = queue_name
+        self.prefix = prefix
+        self._queue = bullmq.Queue(
+            queue_name, {"connection": connection_kwargs(url), "prefix": prefix}
+        )
+        self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
+
+    @property
+    def redis(self) -> Any:
+        """The raw redis-py client, for bullpen's own keys (heartbeats, locks, exports)."""
+        return self._queue.client
+
+    def key(self, suffix: str) -> str:
+        return f"{self.prefix}:{self.name}:{suffix}"
+
+    async def close(self) -> None:
+        await self._queue.close()
+
+    async def ping(self) -> bool:
+        return bool(await self._queue.client.ping())
+
+    async def add(self, name: str, data: Any, options: JobOptions) -> str:
+        try:
+            job = await self._queue.add(name, data, options.to_port())
+        except Exception as exc:
+            # redis-py turns Redis's "OOM ..." reply into OutOfMemoryError and drops the prefix.
+            if isinstance(exc, OutOfMemoryError) or "OOM" in str(exc):
+                raise RedisFullError(
+                    f"Redis is full (maxmemory reached): job {name!r} was not enqueued; "
+                    "free memory or raise maxmemory"
+                ) from exc
+            raise
+        return str(job.id)
+
+    async def add_bulk(self, jobs: Sequence[tuple[str, Any]], options: JobOptions) -> list[str]:
+        """Add (task, data) pairs in one MULTI/EXEC pipeline; returns their job ids."""
+        opts = options.to_port()
+        added = await self._queue.addBulk([{"name": name, "data": data, "opts": opts}
+                                           for name, data in jobs])
+        return [str(job.id) for job in added]
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        # State first: a job that finishes in between then shows its result with an older state,
+        # never "completed" without its return value.
+        state = await self._queue.getJobState(job_id)
+        job = await self._queue.getJob(job_id)
+        if job is None:
+            return None
+        return record_of(job, state)
+
+    async def get_jobs(self, state: str, start: int = 0, end: int = 49) -> list[JobRecord]:
+        jobs = await self._queue.getJobs([state], start, end, state in ("waiting", "paused"))
+        return [record_of(job, state) for job in jobs if job is not None]
+
+    async def get_counts(self, states: Sequence[str] = JOB_STATES) -> dict[str, int]:
+        counts = await self._queue.getJobCounts(*states)
+        return {state: int(counts.get(state, 0)) for state in states}
+
+    async def get_logs(self, job_id: str) -> list[str]:
+        return list((await self._queue.getJobLogs(job_id))["logs"])
+
+    async def retry_job(self, job_id: str) -> None:
+        job = await self._queue.getJob(job_id)
+        if job is not None:
+            await job.retry("failed")
+
+    async def retry_all_failed(self) -> None:
+        await self._queue.retryJobs({"state": "failed", "count": 1000})
+
+    async def remove_job(self, job_id: str) -> None:
+        await self._queue.remove(job_id)
+
+    async def promote_job(self, job_id: str) -> None:
+        job = await self._queue.getJob(job_id)
+        if job is not None:
+            await job.promote()
+
+    async def pause(self) -> None:
+        await self._queue.pause()
+
+    async def resume(self) -> None:
+        await self._queue.resume()
+
+    async def is_paused(self) -> bool:
+        return bool(await self._queue.isPaused())
+
+    async def count_finished_since(self, state: str, since_ms: int) -> int:
+        """Jobs in `completed` or `failed` that finished at or after `since_ms` (retained only)."""
+        if state not in ("completed", "failed"):
+            raise ValueError(f"count_finished_since: state {state!r} is not completed or failed")
+        # BullMQ scores its completed and failed sets by finishedOn.
+        return int(await self._queue.client.zcount(self.key(state), since_ms, "+inf"))
+
+    async def get_schedulers(self) -> list[SchedulerRecord]:
+        raw = await self._schedulers.getJobSchedulers(0, -1, True)
+        return [SchedulerRecord.from_port(item) for item in raw]
+
+    async def get_scheduler(self, scheduler_id: str) -> SchedulerRecord | None:
+        if not await self._queue.client.exists(self.key(f"repeat:{scheduler_id}")):
+            return None  # the port's getScheduler fails to unpack a missing record
+        raw = await self._schedulers.getScheduler(scheduler_id)
+        return SchedulerRecord.from_port(raw) if raw else None
+
+    async def upsert_scheduler(self, scheduler_id: str, task_name: str, data: Any, *,
+                               pattern: str | None, every_ms: int | None, tz: str | None,
+                               options: JobOptions) -> None:
+        repeat: dict[str, Any] = {"pattern": pattern} if pattern else {"every": every_ms}
+        if tz:
+            repeat["tz"] = tz
+        await self._schedulers.upsertJobScheduler(
+            scheduler_id, repeat, task_name, data, options.to_port()
+        )
+
+    async def remove_scheduler(self, scheduler_id: str) -> None:
+        await self._schedulers.removeJobScheduler(scheduler_id)

@@ -1,0 +1,115 @@
+"""Jobs and schedulers as bullpen shows them: PEP 8 records over the port's objects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+JOB_STATES = ("waiting", "active", "delayed", "prioritized", "completed", "failed", "paused")
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A job as bullpen shows it: PEP 8 names over the port's job hash."""
+
+    id: str
+    name: str
+    data: Any
+    attempts_made: int
+    attempts_allowed: int
+    timestamp_ms: int
+    processed_on_ms: int | None
+    finished_on_ms: int | None
+    delay_ms: int
+    failed_reason: str | None
+    stacktrace: list[str]
+    return_value: Any
+    progress: Any
+    scheduler_id: str | None
+    state: str | None = None
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.processed_on_ms and self.finished_on_ms:
+            return self.finished_on_ms - self.processed_on_ms
+        return None
+
+    @property
+    def display_name(self) -> str:
+        """The seed logs scheduled jobs by their schedule name, one-off jobs by id."""
+        return self.scheduler_id or self.id
+
+
+def record_of(job: Any, state: str | None = None) -> JobRecord:
+    return JobRecord(
+        id=str(job.id),
+        name=job.name,
+        data=job.data,
+        attempts_made=int(job.attemptsMade),
+        attempts_allowed=int(job.opts.get("attempts") or 1),
+        timestamp_ms=int(job.timestamp),
+        processed_on_ms=int(job.processedOn) or None,
+        finished_on_ms=int(job.finishedOn) or None,
+        delay_ms=int(job.delay or 0),
+        failed_reason=job.failedReason,
+        stacktrace=list(job.stacktrace or []),
+        return_value=job.returnvalue,
+        progress=job.progress,
+        scheduler_id=job.repeatJobKey,
+        state=state,
+    )
+
+
+class ActiveJob:
+    """The job a handler is running: its record plus log and progress writers."""
+
+    __slots__ = ("_job", "record")
+
+    def __init__(self, job: Any) -> None:
+        self._job = job
+        self.record = record_of(job, "active")
+
+    async def log(self, line: str) -> None:
+        await self._job.log(line)
+
+    async def update_progress(self, progress: Any) -> None:
+        await self._job.updateProgress(progress)
+
+
+Processor = Callable[[ActiveJob], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class SchedulerRecord:
+    """A job scheduler as registered in Redis."""
+
+    id: str
+    task_name: str
+    pattern: str | None
+    every_ms: int | None
+    tz: str | None
+    next_ms: int | None
+    iteration_count: int
+    data: Any = None
+    raw_opts: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_port(cls, raw: dict[str, Any]) -> SchedulerRecord:
+        template = raw.get("template") or {}
+        return cls(
+            id=str(raw.get("key")),
+            task_name=str(raw.get("name") or ""),
+            pattern=raw.get("pattern"),
+            every_ms=raw.get("every"),
+            tz=raw.get("tz"),
+            next_ms=int(raw["next"]) if raw.get("next") is not None else None,
+            iteration_count=int(raw.get("iterationCount") or 0),
+            data=template.get("data"),
+            raw_opts=template.get("opts") or {},
+        )
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
