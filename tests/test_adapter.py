@@ -109,3 +109,27 @@ async def test_six_field_patterns_fire_seconds_first(redis_url: str, queue_name:
     assert record is not None and record.next_ms is not None
     assert record.next_ms % 2000 == 0
     assert record.next_ms - time.time() * 1000 <= 2000
+
+
+async def test_a_stopping_worker_hands_the_delayed_job_marker_to_an_idle_peer(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    started: list[float] = []
+
+    async def handler(job: ActiveJob) -> None:
+        started.append(time.time())
+
+    # Both workers idle first; the delayed job's marker wakes only one of them. An idle peer
+    # that is not handed the marker polls again only after its 10 s drain delay.
+    options = WorkerOptions(drain_delay_s=10)
+    workers = [await _run_worker(redis_url, queue_name, options, handler) for _ in range(2)]
+    await asyncio.sleep(0.5)
+    due = time.time() + 2.5
+    await client.add("later", {}, JobOptions(delay_ms=2500))
+    await asyncio.sleep(0.3)
+    holders = [w for w in workers if w._worker.blockUntil]
+    assert len(holders) == 1, "exactly one idle worker takes the marker"
+    [peer] = [w for w in workers if w is not holders[0]]
+    await holders[0].close(2)
+    await _wait(lambda: started, 12)
+    await peer.close(2)
+    assert started[0] - due < 0.5, f"peer started the job {started[0] - due:.2f} s late"
