@@ -110,7 +110,9 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of the test's own (AOF on) on a free loopback port, restartable."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, options: tuple[str, ...] = ()
+                 ) -> None:
+        self.options = options  # extra redis-server arguments; later ones override earlier
         self.port = port or free_port()
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,7 @@ class PrivateRedis:
         self.process = subprocess.Popen(
             [str(find_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir),
-             "--maxmemory-policy", "noeviction"],
+             "--maxmemory-policy", "noeviction", *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         import redis

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +14,7 @@ import redis
 from bullpen.adapter import JobOptions, QueueClient
 from bullpen.reconcile import OWNED_KEY
 from conftest import TEST_SECRET
-from support import Proc, run_cli, start_worker
+from support import PrivateRedis, Proc, free_port, run_cli, start_worker
 
 
 def _doctor(env: dict[str, str]) -> tuple[int, dict[str, dict[str, Any]], str]:
@@ -30,38 +26,16 @@ def _doctor(env: dict[str, str]) -> tuple[int, dict[str, dict[str, Any]], str]:
     return human.returncode, checks, human.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[tuple[str, redis.Redis]]:
     """A redis-server of this test's own (never the shared one): evicting, not persisting."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not on PATH")
-    port = _free_port()
-    data = tmp_path / "private-redis"
-    data.mkdir()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--maxmemory-policy", "allkeys-lru", "--dir", str(data)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    connection = redis.Redis(port=port, decode_responses=True)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            connection.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "private redis-server did not start"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0", connection
+    server = PrivateRedis(tmp_path / "private-redis", options=(
+        "--appendonly", "no", "--appendfsync", "everysec", "--maxmemory-policy", "allkeys-lru")
+    ).start()
+    connection = redis.Redis(port=server.port, decode_responses=True)
+    yield server.url, connection
     connection.close()
-    server.terminate()
-    server.wait(10)
+    server.stop()
 
 
 def test_bad_settings_value(env: dict[str, str]) -> None:
@@ -81,7 +55,7 @@ def test_placeholder_secret(env: dict[str, str]) -> None:
 
 
 def test_unreachable_redis_hides_the_password(env: dict[str, str]) -> None:
-    url = f"redis://:hunter2-not-shown@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:hunter2-not-shown@127.0.0.1:{free_port()}/0"
     code, checks, text = _doctor({**env, "WORKER_REDIS_URL": url})
     assert code == 1
     assert "is unreachable" in checks["redis"]["message"]
@@ -187,7 +161,7 @@ def test_health_fails_without_a_worker_or_redis(env: dict[str, str]) -> None:
     missing = run_cli(["health", "--worker"], env)
     assert missing.returncode == 1
     assert "no live worker heartbeat from host" in missing.stderr
-    closed = run_cli(["health"], {**env, "WORKER_REDIS_URL": f"redis://127.0.0.1:{_free_port()}"})
+    closed = run_cli(["health"], {**env, "WORKER_REDIS_URL": f"redis://127.0.0.1:{free_port()}"})
     assert closed.returncode == 1
     assert "is unreachable" in closed.stderr
 

@@ -7,7 +7,6 @@ machine load cannot move them. No test here asserts on speed.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,32 +16,15 @@ import pytest
 import redis
 
 from bullpen.adapter import ActiveJob, JobOptions, QueueClient, QueueWorker, WorkerOptions
-from support import free_port
+from support import PrivateRedis
 
 
 @pytest.fixture
 def private_url(tmp_path: Path) -> Iterator[str]:
     """A redis-server of this test's own, without persistence."""
-    from bullpen.embedded import find_binary
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(find_binary()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sync = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            sync.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "private redis-server did not start"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    sync.close()
-    proc.terminate()
-    proc.wait(10)
+    server = PrivateRedis(tmp_path / "private-redis", options=("--appendonly", "no")).start()
+    yield server.url
+    server.stop()
 
 
 async def _enqueue(url: str, queue: str, count: int) -> None:
