@@ -15,6 +15,8 @@ import time_machine
 
 from bullpen import cron
 from bullpen.errors import ScheduleError
+from bullpen.registry import load_registry
+from bullpen.schedule import ScheduledJob, validate
 
 NODE_DIR = Path(__file__).parent / "node"
 
@@ -63,11 +65,13 @@ def test_invalid_patterns_are_named_with_the_reason(pattern: str, reason: str) -
 
 def test_schedule_errors_name_the_schedule() -> None:
     with pytest.raises(ScheduleError) as caught:
-        cron.raise_for_schedule("cleanup-exports-hourly", "0 * * *", None)
+        validate([ScheduledJob("cleanup-exports-hourly", "exports.cleanup", pattern="0 * * *")],
+                 load_registry(None))
     assert str(caught.value).startswith(
         "Schedule 'cleanup-exports-hourly': invalid cron pattern '0 * * *' (expected 5 or 6 fields")
     with pytest.raises(ScheduleError, match="unknown time zone 'Mars/Olympus'"):
-        cron.raise_for_schedule("nightly", "0 2 * * *", "Mars/Olympus")
+        validate([ScheduledJob("nightly", "health.check", pattern="0 2 * * *",
+                               tz="Mars/Olympus")], load_registry(None))
 
 
 @time_machine.travel(datetime(2026, 6, 1, 10, 29, 59, tzinfo=ZoneInfo("UTC")), tick=False)

@@ -110,12 +110,8 @@ async def test_the_job_of_a_killed_worker_is_completed_by_another(
     job_id = await client.add("test.slow", {"sleep_s": 2}, JobOptions(attempts=1))
     first.wait_for(f"Processing job {job_id}")
     first.kill()
-    second = start_worker(app_env)
-    try:
+    with running_worker(app_env):
         await _wait_state(client, job_id, "completed", timeout_s=20)
-    finally:
-        second.signal()
-        second.wait()
     events = [r.get("event") for r in recorded_runs(app_env["WORKER_DEFAULT_QUEUE"])]
     assert events.count("start") == 2 and events.count("end") == 1
 
@@ -142,12 +138,8 @@ async def test_jobs_running_past_the_shutdown_timeout_are_recovered_not_lost(
     assert "Shutdown timeout reached" in worker.output
     record = await client.get_job(job_id)
     assert record is not None and record.state == "active"
-    rescuer = start_worker(env)
-    try:
+    with running_worker(env):
         await _wait_state(client, job_id, "completed", timeout_s=20)
-    finally:
-        rescuer.signal()
-        rescuer.wait()
 
 
 @pytest.mark.timeout(60)

@@ -7,8 +7,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
-from bullpen.errors import ScheduleError
-
 
 def zone(tz: str | None) -> ZoneInfo | None:
     """The named IANA zone, or None for UTC; raises ValueError for an unknown name."""
@@ -129,12 +127,3 @@ def describe(pattern: str) -> str:
         return str(get_description(pattern, options))
     except Exception:
         return pattern
-
-
-def raise_for_schedule(name: str, pattern: str, tz: str | None) -> None:
-    """Validate a schedule's pattern and zone, naming the schedule in the error."""
-    try:
-        check_pattern(pattern)
-        zone(tz)
-    except ValueError as exc:
-        raise ScheduleError(f"Schedule {name!r}: {exc}") from None

@@ -8,8 +8,6 @@ import logging
 import sys
 from typing import Any, TextIO
 
-_TAG = "tag"
-
 
 class _TextFormatter(logging.Formatter):
     _second = -1

@@ -50,8 +50,8 @@ class TaskStats:
 
     def _record_run(self, job: JobRecord, started_ms: int, duration_s: float, ok: bool) -> None:
         due = scheduled_at_ms(job)
-        if job.scheduler_id and due is not None:
-            self.schedule_runs[job.scheduler_id] = json.dumps({
+        if due is not None:
+            self.schedule_runs[str(job.scheduler_id)] = json.dumps({
                 "fired_at_ms": due, "started_at_ms": started_ms,
                 "lateness_ms": started_ms - due, "duration_ms": int(duration_s * 1000),
                 "outcome": "completed" if ok else "failed", "job_id": job.id,
