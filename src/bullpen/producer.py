@@ -6,8 +6,20 @@ import json
 from typing import Any
 
 from bullpen.adapter import JobOptions, QueueClient
+from bullpen.definitions.task import Registry
 from bullpen.errors import JobDataError, UnknownTaskError
-from bullpen.registry import Registry
+from bullpen.settings import Settings
+
+
+def job_options(settings: Settings) -> JobOptions:
+    """Defaults for every job bullpen enqueues or schedules."""
+    return JobOptions(
+        attempts=settings.worker_default_attempts,
+        backoff_type=settings.worker_backoff_type,
+        backoff_delay_ms=settings.worker_backoff_delay_ms,
+        keep_completed=settings.worker_keep_completed,
+        keep_failed=settings.worker_keep_failed,
+    )
 
 
 def check_data(task: str, data: Any, max_bytes: int) -> None:

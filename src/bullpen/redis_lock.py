@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Any
+
+import redis.asyncio as aioredis
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -20,7 +21,7 @@ return 0
 class RedisLock:
     """`async with RedisLock(redis, key, ttl_ms)`; `acquire(wait_s=0)` tries once."""
 
-    def __init__(self, redis: Any, key: str, ttl_ms: int) -> None:
+    def __init__(self, redis: aioredis.Redis, key: str, ttl_ms: int) -> None:
         self._redis = redis
         self.key = key
         self._ttl_ms = ttl_ms

@@ -1,4 +1,4 @@
-"""Configuration from the environment and `.env`, with the seed's names and defaults."""
+"""Configuration from the environment and `.env`, with BullMQ-app names and defaults."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bullpen.errors import SettingsError
+from bullpen.keyspace import Keyspace
 
 _SECRET_FIELDS = frozenset({"export_token_secret", "web_auth_token", "web_basic_auth"})
 
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     def export_path(self) -> Path:
         """The export directory: EXPORT_DIR, or `exports` inside the var dir."""
         return self.export_dir if self.export_dir is not None else self.bullpen_var_dir / "exports"
+
+    @property
+    def keyspace(self) -> Keyspace:
+        """bullpen's Redis keys for the default queue."""
+        return Keyspace(self.worker_prefix, self.worker_default_queue)
 
     @property
     def is_development(self) -> bool:

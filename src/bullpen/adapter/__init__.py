@@ -9,7 +9,7 @@ Fixes applied here (each has a regression test in tests/test_adapter.py):
 - cron patterns are computed by bullpen's own cron module (Node's dialect).
 """
 
-from bullpen.adapter.connection import connection_kwargs, probe
+from bullpen.adapter.consumer import QueueWorker
 from bullpen.adapter.options import JobOptions, WorkerOptions
 from bullpen.adapter.queue import QueueClient
 from bullpen.adapter.records import (
@@ -20,9 +20,10 @@ from bullpen.adapter.records import (
     SchedulerRecord,
     now_ms,
 )
-from bullpen.adapter.worker import QueueWorker
+from bullpen.adapter.redis_options import connection_kwargs, probe, quick_client
 
 __all__ = [
     "JOB_STATES", "ActiveJob", "JobOptions", "JobRecord", "Processor", "QueueClient",
     "QueueWorker", "SchedulerRecord", "WorkerOptions", "connection_kwargs", "now_ms", "probe",
+    "quick_client",
 ]

@@ -6,14 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import bullmq
+import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
-from bullpen.adapter.connection import connection_kwargs
+from bullpen.adapter.consumer import repeat_strategy
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import JOB_STATES, JobRecord, SchedulerRecord, record_of
-from bullpen.adapter.worker import repeat_strategy
+from bullpen.adapter.redis_options import connection_kwargs
 from bullpen.errors import RedisFullError
+from bullpen.keyspace import Keyspace
 
 
 class QueueClient:
@@ -22,18 +24,17 @@ class QueueClient:
     def __init__(self, url: str, queue_name: str, prefix: str = "bull") -> None:
         self.name = queue_name
         self.prefix = prefix
+        self.keys = Keyspace(prefix, queue_name)
         self._queue = bullmq.Queue(
             queue_name, {"connection": connection_kwargs(url), "prefix": prefix}
         )
         self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
 
     @property
-    def redis(self) -> Any:
-        """The raw redis-py client, for bullpen's own keys (heartbeats, locks, exports)."""
-        return self._queue.client
-
-    def key(self, suffix: str) -> str:
-        return f"{self.prefix}:{self.name}:{suffix}"
+    def redis(self) -> aioredis.Redis:
+        """The queue's redis-py client (decoded strings), for bullpen's own keys."""
+        client: aioredis.Redis = self._queue.client
+        return client
 
     async def close(self) -> None:
         await self._queue.close()
@@ -111,14 +112,14 @@ class QueueClient:
         if state not in ("completed", "failed"):
             raise ValueError(f"count_finished_since: state {state!r} is not completed or failed")
         # BullMQ scores its completed and failed sets by finishedOn.
-        return int(await self._queue.client.zcount(self.key(state), since_ms, "+inf"))
+        return int(await self._queue.client.zcount(self.keys.bullmq(state), since_ms, "+inf"))
 
     async def get_schedulers(self) -> list[SchedulerRecord]:
         raw = await self._schedulers.getJobSchedulers(0, -1, True)
         return [SchedulerRecord.from_port(item) for item in raw]
 
     async def get_scheduler(self, scheduler_id: str) -> SchedulerRecord | None:
-        if not await self._queue.client.exists(self.key(f"repeat:{scheduler_id}")):
+        if not await self._queue.client.exists(self.keys.bullmq(f"repeat:{scheduler_id}")):
             return None  # the port's getScheduler fails to unpack a missing record
         raw = await self._schedulers.getScheduler(scheduler_id)
         return SchedulerRecord.from_port(raw) if raw else None

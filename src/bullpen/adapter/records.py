@@ -38,7 +38,7 @@ class JobRecord:
 
     @property
     def display_name(self) -> str:
-        """The seed logs scheduled jobs by their schedule name, one-off jobs by id."""
+        """Scheduled jobs are logged by their schedule name, one-off jobs by id."""
         return self.scheduler_id or self.id
 
 

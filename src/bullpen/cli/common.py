@@ -12,8 +12,9 @@ import typer
 
 from bullpen import logs
 from bullpen.adapter import QueueClient, probe
-from bullpen.connection import client_for, redact, resolve_url
 from bullpen.errors import BullpenError, RedisUnavailableError, SettingsError
+from bullpen.loader import Definitions, load_definitions
+from bullpen.redis_url import client_for, redact, resolve_url
 from bullpen.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -32,6 +33,14 @@ def settings() -> Settings:
         fail(str(exc), 2)
     logs.configure(loaded.log_level, loaded.log_format)
     return loaded
+
+
+def definitions(loaded: Settings) -> Definitions:
+    """bullpen's and the app's tasks and schedules, or exit 2 naming what is wrong."""
+    try:
+        return load_definitions(loaded.bullpen_app)
+    except BullpenError as exc:
+        fail(str(exc), 2)
 
 
 def run(coro: Awaitable[T]) -> T:

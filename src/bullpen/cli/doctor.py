@@ -7,23 +7,22 @@ import socket
 import typer
 from redis.exceptions import RedisError
 
+from bullpen import doctor, embedded
+from bullpen.adapter import quick_client
 from bullpen.cli.common import print_json, run, settings
+from bullpen.redis_url import client_for, redact
+from bullpen.runtime.heartbeat import alive_workers
 
 
 def _health(require_worker: bool) -> str | None:
     """None when healthy, else what is wrong; never starts the embedded server."""
-    from bullpen import embedded
-    from bullpen.connection import client_for, redact
-    from bullpen.doctor.server import quick_connection
-    from bullpen.heartbeat import alive_workers
-
     loaded = settings()
     url = loaded.worker_redis_url or embedded.status(loaded.bullpen_var_dir).url
     if url is None:
         return "WORKER_REDIS_URL is unset and the embedded server is not running"
 
     async def probe() -> str | None:
-        connection = quick_connection(url)
+        connection = quick_client(url, timeout_s=5)
         try:
             await connection.ping()
         except (RedisError, OSError) as exc:
@@ -48,8 +47,6 @@ def register(app: typer.Typer) -> None:
     @app.command("doctor")
     def doctor_command(as_json: bool = typer.Option(False, "--json")) -> None:
         """Check settings, secrets, Redis, workers, schedules, failed jobs and the export dir."""
-        from bullpen import doctor
-
         checks = doctor.run_checks()
         if as_json:
             print_json({"ok": not doctor.failed(checks),

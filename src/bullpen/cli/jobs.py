@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +11,8 @@ import typer
 from bullpen.adapter import JOB_STATES, QueueClient
 from bullpen.cli.common import fail, print_json, settings, with_client
 from bullpen.errors import BullpenError, JobNotFoundError
-from bullpen.producer import enqueue, parse_json_data
+from bullpen.loader import load_registry
+from bullpen.producer import enqueue, job_options, parse_json_data
 
 
 def _when(ms: int | None) -> str:
@@ -32,11 +31,7 @@ def register(app: typer.Typer) -> None:
         attempts: int | None = typer.Option(None, "--attempts", min=1),
     ) -> None:
         """Add a one-off job to the queue and print its id."""
-        from bullpen.registry import load_registry
-        from bullpen.worker import job_options
-
         loaded = settings()
-        sys.path.insert(0, os.getcwd())
         try:
             registry = load_registry(loaded.bullpen_app)
             payload = parse_json_data(data)

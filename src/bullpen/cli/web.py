@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import typer
+import uvicorn
 
-from bullpen.cli.common import fail, settings
+from bullpen.cli.common import definitions, fail, settings
 from bullpen.errors import BullpenError
+from bullpen.web import create_app
+from bullpen.web.security import check_bind
 
 
 def register(app: typer.Typer) -> None:
@@ -25,15 +27,10 @@ def register(app: typer.Typer) -> None:
         loaded = settings()
         bind_host = host or loaded.web_host
         bind_port = port or loaded.web_port
-        import uvicorn
-
-        from bullpen.web import create_app
-        from bullpen.web.security import check_bind
-
-        sys.path.insert(0, os.getcwd())
+        loaded_definitions = definitions(loaded)
         try:
             check_bind(bind_host, loaded)
-            asgi_app = create_app(loaded)
+            asgi_app = create_app(loaded, definitions=loaded_definitions)
         except BullpenError as exc:
             fail(str(exc), 2)
         typer.echo(f"[web] dashboard on http://{bind_host}:{bind_port}/ "

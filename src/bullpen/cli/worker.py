@@ -1,25 +1,27 @@
-"""`bullpen worker [--dev]`."""
+"""`bullpen worker [--dev] [--processes N]`."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import typer
 
-from bullpen.cli.common import fail, settings
-from bullpen.connection import resolve_url
+from bullpen.cli.common import definitions, fail, settings
 from bullpen.errors import BullpenError
+from bullpen.exports.tokens import load_secrets
+from bullpen.redis_url import resolve_url
+from bullpen.runtime.process import run_worker
+from bullpen.runtime.supervisor import run_processes
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def _watch_paths(app: str | None) -> list[Path]:
-    import bullpen
-
-    paths = [Path(bullpen.__file__).parent, Path.cwd()]
+    paths = [PACKAGE_DIR, Path.cwd()]
     if app:
-        import importlib.util
-
         spec = importlib.util.find_spec(app.split(".")[0])
         if spec and spec.origin:
             paths.append(Path(spec.origin).parent)
@@ -27,7 +29,8 @@ def _watch_paths(app: str | None) -> list[Path]:
 
 
 def _dev(app: str | None) -> None:
-    from watchfiles import PythonFilter, run_process
+    # Imported here: only development mode watches files.
+    from watchfiles import PythonFilter, run_process  # noqa: PLC0415
 
     os.environ.setdefault("BULLPEN_ENV", "development")
     command = [sys.executable, "-m", "bullpen", "worker"]
@@ -58,22 +61,14 @@ def register(app: typer.Typer) -> None:
         loaded = settings()
         count = processes or loaded.worker_processes
         if count > 1:
-            from bullpen.supervisor import run_processes
-
             raise typer.Exit(run_processes(count, loaded.bullpen_app))
-        from bullpen.exports.tokens import load_secrets
-        from bullpen.registry import load_registry
-        from bullpen.schedule import load_schedules
-        from bullpen.worker import run_worker
-
-        sys.path.insert(0, os.getcwd())
+        loaded_definitions = definitions(loaded)
         try:
             load_secrets(loaded)  # refuse to start with a missing, placeholder or weak secret
             loaded.export_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            registry = load_registry(loaded.bullpen_app)
-            declared = load_schedules(loaded.bullpen_app, registry)
             url = resolve_url(loaded)
         except BullpenError as exc:
             fail(str(exc), 2)
-        raise typer.Exit(run_worker(loaded, registry, declared, url,
+        raise typer.Exit(run_worker(loaded, loaded_definitions.registry,
+                                    loaded_definitions.schedules, url,
                                     embedded=not loaded.worker_redis_url))

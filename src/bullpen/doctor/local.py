@@ -8,8 +8,9 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from bullpen.doctor import Check, fail, ok, warn
+from bullpen.doctor.check import Check, fail, ok, warn
 from bullpen.errors import SecretError, SettingsError
+from bullpen.exports.tokens import PLACEHOLDER_SECRET, parse_secrets
 from bullpen.settings import Settings, load_settings
 
 GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -37,8 +38,6 @@ def check_settings() -> tuple[Check, Settings | None]:
 
 
 def check_secrets(loaded: Settings) -> list[Check]:
-    from bullpen.exports.tokens import PLACEHOLDER_SECRET, parse_secrets
-
     raw = loaded.export_token_secret.get_secret_value()
     checks: list[Check] = []
     if loaded.is_development and raw.strip() in ("", PLACEHOLDER_SECRET):

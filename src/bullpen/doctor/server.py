@@ -6,16 +6,18 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
-from redis.retry import Retry
 
-from bullpen import __version__
-from bullpen.adapter import QueueClient, connection_kwargs
-from bullpen.connection import redact
-from bullpen.doctor import Check, fail, ok, skip, warn
+from bullpen import embedded
+from bullpen.adapter import QueueClient, quick_client
+from bullpen.definitions.schedule import ScheduledJob
+from bullpen.doctor.check import Check, fail, ok, skip, warn
 from bullpen.errors import BullpenError
+from bullpen.reconcile import schedule_status
+from bullpen.redis_url import redact
+from bullpen.runtime.heartbeat import alive_workers
 from bullpen.settings import Settings
+from bullpen.version import __version__
 
 NAMES = ("redis", "redis version", "eviction policy", "persistence", "workers", "schedules",
          "failed jobs")
@@ -27,20 +29,11 @@ def _target(loaded: Settings) -> tuple[str | None, str]:
     """The URL to check and where it came from; never starts the embedded server."""
     if loaded.worker_redis_url:
         return loaded.worker_redis_url, "WORKER_REDIS_URL"
-    from bullpen import embedded
-
     return embedded.status(loaded.bullpen_var_dir).url, "embedded server"
 
 
-def quick_connection(url: str) -> aioredis.Redis:
-    """A client that tries once and gives up within seconds, unlike the queue's own."""
-    kwargs = connection_kwargs(url)
-    kwargs.update(socket_timeout=5, socket_connect_timeout=3, retry=Retry(NoBackoff(), 0))
-    return aioredis.Redis(**kwargs, decode_responses=True)
-
-
 async def _info(url: str) -> dict[str, Any]:
-    connection = quick_connection(url)
+    connection = quick_client(url, timeout_s=5)
     try:
         info: dict[str, Any] = await connection.info()
         info["_save"] = await _config_value(connection, "save")
@@ -59,7 +52,8 @@ async def _config_value(connection: aioredis.Redis, name: str) -> str | None:
     return values.get(name)
 
 
-async def check_server(loaded: Settings) -> list[Check]:
+async def check_server(loaded: Settings,
+                       declared: list[ScheduledJob] | BullpenError) -> list[Check]:
     url, source = _target(loaded)
     if url is None or (source == "embedded server" and not await _reachable(url)):
         return [fail("redis", "WORKER_REDIS_URL is unset and the embedded server is not running",
@@ -76,7 +70,7 @@ async def check_server(loaded: Settings) -> list[Check]:
               _persistence(info)]
     client = QueueClient(url, loaded.worker_default_queue, loaded.worker_prefix)
     try:
-        checks += [await _workers(client), await _schedules(client, loaded),
+        checks += [await _workers(client), await _schedules(client, declared),
                    await _failed_jobs(client)]
     finally:
         await client.close()
@@ -131,8 +125,6 @@ def _persistence(info: dict[str, Any]) -> Check:
 
 
 async def _workers(client: QueueClient) -> Check:
-    from bullpen.heartbeat import alive_workers
-
     alive = await alive_workers(client)
     if not alive:
         return fail("workers", f"no live worker heartbeat on queue {client.name!r}",
@@ -147,22 +139,13 @@ async def _workers(client: QueueClient) -> Check:
     return ok("workers", f"{len(alive)} alive: {described}")
 
 
-async def _schedules(client: QueueClient, loaded: Settings) -> Check:
-    from bullpen.cli.schedules import schedule_rows
-    from bullpen.reconcile import OWNED_KEY
-    from bullpen.registry import load_registry
-    from bullpen.schedule import load_schedules
-
-    try:
-        declared = load_schedules(loaded.bullpen_app, load_registry(loaded.bullpen_app))
-    except BullpenError as exc:
-        return fail("schedules", f"cannot load the declared schedules: {exc}",
+async def _schedules(client: QueueClient, declared: list[ScheduledJob] | BullpenError) -> Check:
+    if isinstance(declared, BullpenError):
+        return fail("schedules", f"cannot load the declared schedules: {declared}",
                     "fix the task or schedule module named above, then `bullpen schedules`")
-    owned = set(await client.redis.hkeys(client.key(OWNED_KEY)))
-    rows = schedule_rows(declared, await client.get_schedulers(), owned)
     by_status: dict[str, list[str]] = {}
-    for row in rows:
-        by_status.setdefault(row["status"], []).append(row["name"])
+    for status in await schedule_status(client, declared):
+        by_status.setdefault(status.status, []).append(status.name)
     problems = [f"{status}: {', '.join(by_status[status])}"
                 for status in ("missing", "orphaned", "foreign") if status in by_status]
     if "missing" in by_status or "orphaned" in by_status:
@@ -179,13 +162,12 @@ async def _schedules(client: QueueClient, loaded: Settings) -> Check:
 
 async def _failed_jobs(client: QueueClient) -> Check:
     since_ms = int(time.time() * 1000) - FAILED_WINDOW_MS
-    failed_key = client.key("failed")
+    failed_key = client.keys.bullmq("failed")
     count = int(await client.redis.zcount(failed_key, since_ms, "+inf"))
     if not count:
         return ok("failed jobs", "none in the last hour")
-    latest_ids: list[str] = await client.redis.zrevrangebyscore(failed_key, "+inf", since_ms,
-                                                                start=0, num=1)
-    latest = await client.get_job(latest_ids[0]) if latest_ids else None
+    latest_ids = await client.redis.zrevrangebyscore(failed_key, "+inf", since_ms, start=0, num=1)
+    latest = await client.get_job(str(latest_ids[0])) if latest_ids else None
     detail = ""
     if latest is not None:
         reason = (latest.failed_reason or "").splitlines()[0:1]

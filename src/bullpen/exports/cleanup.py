@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from bullpen import logs
 from bullpen.errors import CleanupLockedError, ExportError
 from bullpen.exports.sweep import (
@@ -20,23 +22,17 @@ from bullpen.exports.sweep import (
     SweepPolicy,
     sweep,
 )
+from bullpen.keyspace import Keyspace
 from bullpen.redis_lock import RedisLock
 from bullpen.settings import Settings
-from bullpen.stats import STATS_KEY
 
 __all__ = ["CleanupReport", "run_cleanup"]
 
 log = logs.get("cleanup")
 
-LOCK_KEY = "bullpen:cleanup:lock"
-LAST_REPORT_KEY = "bullpen:cleanup:last"
 LOCK_TTL_MS = 60_000
 # Writes in progress keep touching their temp file; one untouched this long was abandoned.
 TEMP_GRACE_HOURS = 24.0
-
-
-def _key(settings: Settings, suffix: str) -> str:
-    return f"{settings.worker_prefix}:{settings.worker_default_queue}:{suffix}"
 
 
 def _age_hours(settings: Settings, older_than_hours: Any) -> float:
@@ -49,7 +45,7 @@ def _age_hours(settings: Settings, older_than_hours: Any) -> float:
     return float(older_than_hours)
 
 
-async def run_cleanup(settings: Settings, redis: Any, *, dry_run: bool = False,
+async def run_cleanup(settings: Settings, redis: aioredis.Redis, *, dry_run: bool = False,
                       older_than_hours: float | None = None,
                       on_progress: ProgressCallback | None = None,
                       on_expired: ExpiredCallback | None = None,
@@ -60,7 +56,7 @@ async def run_cleanup(settings: Settings, redis: Any, *, dry_run: bool = False,
     the export directory is missing or a symlink. Callbacks run in the worker thread.
     """
     hours = _age_hours(settings, older_than_hours)
-    lock = RedisLock(redis, _key(settings, LOCK_KEY), LOCK_TTL_MS)
+    lock = RedisLock(redis, settings.keyspace.cleanup_lock, LOCK_TTL_MS)
     if not await lock.acquire():
         remaining_ms = await redis.pttl(lock.key)
         raise CleanupLockedError(f"another export cleanup is running (lock {lock.key!r} held, "
@@ -104,15 +100,24 @@ async def _sweep_holding(lock: RedisLock, directory: Path, policy: SweepPolicy,
         raise
 
 
-async def _record(redis: Any, settings: Settings, report: CleanupReport) -> None:
+async def _record(redis: aioredis.Redis, settings: Settings, report: CleanupReport) -> None:
     """Counters and the last report, for the web dashboard's /metrics."""
+    keys = settings.keyspace
     pipe = redis.pipeline(transaction=False)
-    stats_key = _key(settings, STATS_KEY)
-    pipe.hincrby(stats_key, "cleanup|deleted_files", report.deleted)
-    pipe.hincrby(stats_key, "cleanup|deleted_bytes", report.bytes_freed)
-    pipe.set(_key(settings, LAST_REPORT_KEY),
+    pipe.hincrby(keys.cleanup_stats, "deleted_files", report.deleted)
+    pipe.hincrby(keys.cleanup_stats, "deleted_bytes", report.bytes_freed)
+    pipe.set(keys.cleanup_last,
              json.dumps(report.to_dict() | {"finished_at_ms": int(time.time() * 1000)}))
     await pipe.execute()
+
+
+async def read_cleanup_totals(redis: aioredis.Redis, keys: Keyspace
+                              ) -> tuple[dict[str, int], dict[str, Any] | None]:
+    """Files and bytes deleted by every cleanup so far, and the last cleanup's report."""
+    totals, last = await asyncio.gather(redis.hgetall(keys.cleanup_stats),
+                                        redis.get(keys.cleanup_last))
+    return ({str(name): int(value) for name, value in totals.items()},
+            json.loads(last) if last else None)
 
 
 def _log_outcome(report: CleanupReport) -> None:

@@ -6,7 +6,8 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bullpen.errors import ExportError
@@ -86,9 +87,18 @@ class JsonLinesEncoder:
         return b""
 
 
-FORMATS: dict[str, tuple[type[CsvEncoder] | type[JsonLinesEncoder], str, str]] = {
-    "csv": (CsvEncoder, "text/csv; charset=utf-8", "csv"),
-    "jsonl": (JsonLinesEncoder, "application/x-ndjson", "jsonl"),
+@dataclass(frozen=True, slots=True)
+class Format:
+    """A row format: its encoder, the Content-Type downloads get, and the file extension."""
+
+    encoder: Callable[[Sequence[str] | None], RowEncoder]
+    content_type: str
+    extension: str
+
+
+FORMATS: dict[str, Format] = {
+    "csv": Format(CsvEncoder, "text/csv; charset=utf-8", "csv"),
+    "jsonl": Format(JsonLinesEncoder, "application/x-ndjson", "jsonl"),
 }
 
 
@@ -99,15 +109,15 @@ def check_format(name: str | None) -> str:
 
 
 def encoder_for(name: str, columns: Sequence[str] | None = None) -> RowEncoder:
-    return FORMATS[check_format(name)][0](columns)
+    return FORMATS[check_format(name)].encoder(columns)
 
 
 def content_type_for(name: str) -> str:
-    return FORMATS[check_format(name)][1]
+    return FORMATS[check_format(name)].content_type
 
 
 def extension_for(name: str) -> str:
-    return FORMATS[check_format(name)][2]
+    return FORMATS[check_format(name)].extension
 
 
 def encode_rows(rows: Iterable[Row], name: str, batch_rows: int = 500,

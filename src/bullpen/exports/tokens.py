@@ -19,7 +19,7 @@ from bullpen.settings import Settings
 
 log = logs.get("exports")
 
-PLACEHOLDER_SECRET = "your-secret-here"  # the seed's .env value, never a real secret
+PLACEHOLDER_SECRET = "your-secret-here"  # the example .env's value, never a real secret
 MIN_SECRET_BYTES = 32
 SECRET_SEPARATOR = ","
 DOWNLOAD_PURPOSE = "export-download"

@@ -1,6 +1,6 @@
 """bullpen's own recurring jobs; an app adds its own in `<app>.schedules.scheduled_jobs`."""
 
-from bullpen.schedule import ScheduledJob
+from bullpen.definitions.schedule import ScheduledJob
 
 scheduled_jobs: list[ScheduledJob] = [
     ScheduledJob(

@@ -1,9 +1,9 @@
-"""bullpen's own task handlers (the seed's `taskHandlers`); apps add theirs in `<app>.tasks`."""
+"""bullpen's own task handlers (`taskHandlers` in a Node BullMQ app); apps add theirs in `<app>.tasks`."""
 
-from bullpen.registry import Handler
+from bullpen.definitions.task import Handler
 from bullpen.tasks.cleanup_exports import cleanup_exports
 from bullpen.tasks.create_export import create_export
-from bullpen.tasks.health import health_check
+from bullpen.tasks.health_check import health_check
 
 task_handlers: dict[str, Handler] = {
     "exports.cleanup": cleanup_exports,

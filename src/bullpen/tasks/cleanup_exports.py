@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bullpen.context import JobContext
 from bullpen.errors import CleanupLockedError
 from bullpen.exports.cleanup import run_cleanup
+from bullpen.runtime.context import JobContext
 
 
 async def cleanup_exports(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from bullpen.context import JobContext
 from bullpen.errors import ExportError, SecretError, UnrecoverableJobError
 from bullpen.exports import formats
-from bullpen.exports.exporters import ExportSource, get_exporter, parse_params
+from bullpen.exports.exporters import Exporter, ExportSource, get_exporter, parse_params
 from bullpen.exports.service import ExportService
 from bullpen.exports.store import Export, ExportWriter
+from bullpen.runtime.context import JobContext
 
 _KNOWN_KEYS = frozenset({"exporter", "params", "format", "filename", "label", "owner"})
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """The job data of `exports.create`, checked."""
+
+    exporter: Exporter
+    params: Any
+    format: str
+    filename: str
+    label: str | None
+    owner: str | None
 
 
 def _text_or_none(data: Mapping[str, Any], key: str) -> str | None:
@@ -23,7 +36,7 @@ def _text_or_none(data: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def _request(data: Any) -> dict[str, Any]:
+def parse_request(data: Any) -> ExportRequest:
     """The job data checked up front, so bad input fails the job once, without retries."""
     if not isinstance(data, Mapping):
         raise ExportError('exports.create: job data must be an object such as '
@@ -35,20 +48,19 @@ def _request(data: Any) -> dict[str, Any]:
     exporter = get_exporter(data.get("exporter"))
     fmt = formats.check_format(data.get("format", "csv"))
     stem = _text_or_none(data, "filename") or exporter.default_filename
-    return {
-        "exporter": exporter, "params": parse_params(exporter, data.get("params")),
-        "format": fmt, "filename": stem if "." in stem else f"{stem}.{formats.extension_for(fmt)}",
-        "label": _text_or_none(data, "label"), "owner": _text_or_none(data, "owner"),
-    }
+    return ExportRequest(
+        exporter=exporter, params=parse_params(exporter, data.get("params")), format=fmt,
+        filename=stem if "." in stem else f"{stem}.{formats.extension_for(fmt)}",
+        label=_text_or_none(data, "label"), owner=_text_or_none(data, "owner"),
+    )
 
 
-async def _fill(writer: ExportWriter, request: dict[str, Any], source: ExportSource,
+async def _fill(writer: ExportWriter, request: ExportRequest, source: ExportSource,
                 ctx: JobContext) -> int:
     """Write every page; file writes happen in a thread so the event loop never blocks."""
-    exporter = request["exporter"]
-    encoder = formats.encoder_for(request["format"], exporter.columns)
+    encoder = formats.encoder_for(request.format, request.exporter.columns)
     rows = 0
-    async for page in exporter.pages(source, request["params"]):
+    async for page in request.exporter.pages(source, request.params):
         await asyncio.to_thread(writer.write, encoder.encode(page))
         rows += len(page)
         ctx.progress({"rows": rows})
@@ -58,10 +70,10 @@ async def _fill(writer: ExportWriter, request: dict[str, Any], source: ExportSou
 
 async def create_export(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     try:
-        request = _request(data)
+        request = parse_request(data)
         service = ExportService(ctx.settings)
-        writer = service.open_writer(request["filename"], format=request["format"],
-                                     label=request["label"], owner=request["owner"])
+        writer = service.open_writer(request.filename, format=request.format,
+                                     label=request.label, owner=request.owner)
     except (ExportError, SecretError) as exc:
         # Retrying cannot fix bad input or configuration: fail once, with the reason.
         raise UnrecoverableJobError(str(exc)) from None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
-from bullpen.errors import ActionError, BullpenError
-from bullpen.producer import enqueue
+from starlette.concurrency import run_in_threadpool
+
+from bullpen.errors import ActionError, BullpenError, ExportError
+from bullpen.exports.service import ExportService
+from bullpen.producer import enqueue, job_options
 from bullpen.web.state import WebState
-from bullpen.worker import job_options
 
 
 async def _job_state(state: WebState, job_id: str) -> str:
@@ -89,3 +92,19 @@ async def run_schedule_now(state: WebState, name: str) -> str:
         raise ActionError(f"schedule {name!r} is neither declared nor registered (declared: "
                           f"{known})", 404)
     return await enqueue_task(state, record.task_name, record.data or {})
+
+
+async def delete_export(exports: ExportService, export_id: str) -> None:
+    if not await run_in_threadpool(exports.delete, export_id):
+        raise ActionError(f"export {export_id!r} not found (already deleted?)", 404)
+
+
+async def fresh_link(exports: ExportService, export_id: str, url_for_token: Callable[[str], str]
+                     ) -> dict[str, Any]:
+    """A new download link for an export; `url_for_token` makes the absolute URL."""
+    try:
+        issued = await run_in_threadpool(exports.issue_token, export_id)
+    except ExportError as exc:
+        raise ActionError(str(exc), 404) from exc
+    return {"url": url_for_token(issued.token), "token": issued.token,
+            "expires_at": issued.expires_at.isoformat()}

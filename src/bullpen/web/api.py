@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from bullpen.errors import ActionError
 from bullpen.web import actions, queries
-from bullpen.web.state import WebState, web_state
+from bullpen.web.state import WebState, export_service, web_state
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -122,8 +122,32 @@ async def workers(request: Request, state: WebState) -> Any:
     return await queries.workers_view(state.client)
 
 
-def routes() -> list[BaseRoute]:
+async def exports(request: Request, state: WebState) -> Any:
+    return await queries.list_exports(export_service(state))
+
+
+async def delete_export(request: Request, state: WebState) -> Any:
+    await actions.delete_export(export_service(state), request.path_params["export_id"])
+    return {"ok": True}
+
+
+async def export_link(request: Request, state: WebState) -> Any:
+    return await actions.fresh_link(export_service(state), request.path_params["export_id"],
+                                    lambda token: str(request.url_for("download", token=token)))
+
+
+def _export_routes() -> list[BaseRoute]:
+    post = ["POST"]
     return [
+        Route("/api/exports", json_endpoint(exports)),
+        Route("/api/exports/{export_id}/delete", json_endpoint(delete_export), methods=post),
+        Route("/api/exports/{export_id}/link", json_endpoint(export_link), methods=post),
+    ]
+
+
+def routes(with_exports: bool) -> list[BaseRoute]:
+    return [
+        *(_export_routes() if with_exports else []),
         Route("/api/overview", json_endpoint(overview)),
         Route("/api/jobs", json_endpoint(jobs)),
         Route("/api/jobs", json_endpoint(enqueue), methods=["POST"]),

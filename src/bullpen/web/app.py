@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.applications import Starlette
@@ -16,12 +15,12 @@ from starlette.routing import BaseRoute
 
 from bullpen import logs
 from bullpen.adapter import QueueClient
-from bullpen.connection import redact, resolve_url
 from bullpen.errors import SecretError
-from bullpen.registry import Registry, load_registry
-from bullpen.schedule import ScheduledJob, load_schedules
+from bullpen.exports.service import ExportService
+from bullpen.loader import Definitions, load_definitions
+from bullpen.redis_url import redact, resolve_url
 from bullpen.settings import Settings
-from bullpen.web import api, forms, health, metrics, pages
+from bullpen.web import api, downloads, forms, metrics, pages, probes
 from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware
 from bullpen.web.security import Guard
 from bullpen.web.state import WebState
@@ -35,12 +34,8 @@ BODY_OVERHEAD_BYTES = 64 * 1024
 REQUEST_DEADLINE_S = 10.0
 
 
-def _export_service(settings: Settings) -> Any:
-    """The exports service when its module is present and configured, else None."""
-    try:
-        from bullpen.exports.service import ExportService
-    except ImportError:
-        return None
+def _export_service(settings: Settings) -> ExportService | None:
+    """The exports service when a signing secret is configured, else None."""
     try:
         return ExportService(settings)
     except SecretError as exc:
@@ -48,13 +43,12 @@ def _export_service(settings: Settings) -> Any:
         return None
 
 
-def _routes(exports: Any) -> list[BaseRoute]:
-    routes = [*health.routes(), *metrics.routes(), *api.routes(),
-              *pages.routes(), *forms.routes()]
-    if exports is not None:
-        from bullpen.web import downloads, exports_pages
-
-        routes += [*exports_pages.routes(), *downloads.routes()]
+def _routes(exports: ExportService | None) -> list[BaseRoute]:
+    with_exports = exports is not None
+    routes = [*probes.routes(), *metrics.routes(), *api.routes(with_exports),
+              *pages.routes(with_exports), *forms.routes(with_exports)]
+    if with_exports:
+        routes += downloads.routes()
     return routes
 
 
@@ -74,16 +68,19 @@ async def _redis_down(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", status=503, message=message, title="Redis unreachable")
 
 
-def create_app(settings: Settings, *, registry: Registry | None = None,
-               schedules: list[ScheduledJob] | None = None, client: QueueClient | None = None,
-               exports: Any = None, request_deadline_s: float = REQUEST_DEADLINE_S) -> Starlette:
-    """Build the app; tests pass their own client and registry, `bullpen web` passes none."""
-    registry = registry if registry is not None else load_registry(settings.bullpen_app)
-    if schedules is None:
-        schedules = load_schedules(settings.bullpen_app, registry)
+def create_app(settings: Settings, *, definitions: Definitions | None = None,
+               client: QueueClient | None = None, exports: ExportService | None = None,
+               request_deadline_s: float = REQUEST_DEADLINE_S) -> Starlette:
+    """Build the app; tests pass their own client, `bullpen web` passes none.
+
+    Tasks and schedules are loaded from BULLPEN_APP unless `definitions` is given.
+    """
+    if definitions is None:
+        definitions = load_definitions(settings.bullpen_app)
     url = resolve_url(settings) if client is None else ""
-    state = WebState(settings, registry, schedules, redact(url) if url else "(test client)",
-                     url, exports if exports is not None else _export_service(settings))
+    state = WebState(settings, definitions.registry, definitions.schedules,
+                     redact(url) if url else "(test client)", url,
+                     exports if exports is not None else _export_service(settings))
     if client is not None:
         state.use_client(client)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from bullpen.errors import ExportNotFoundError, TokenExpiredError, TokenInvalidError
-from bullpen.web.state import web_state
+from bullpen.web.state import export_service, web_state
 
 CHUNK_BYTES = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -75,14 +75,10 @@ async def _stream(handle: BinaryIO, start: int, length: int) -> AsyncIterator[by
         handle.close()
 
 
-def _verify(service: Any, token: str) -> Any:
-    return service.verify(token)
-
-
 async def download(request: Request) -> Response:
-    service = web_state(request).exports
+    service = export_service(web_state(request))
     try:
-        export = await run_in_threadpool(_verify, service, request.path_params["token"])
+        export = await run_in_threadpool(service.verify, request.path_params["token"])
     except TokenInvalidError:
         return _page(404, "Not found", "There is nothing at this address.")
     except TokenExpiredError:

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 from bullpen.errors import ActionError
 from bullpen.web import actions
 from bullpen.web.security import SESSION_COOKIE, Guard
-from bullpen.web.state import WebState, web_state
+from bullpen.web.state import WebState, export_service, web_state
 from bullpen.web.templating import render, set_flash
 
 SESSION_MAX_AGE_S = 7 * 24 * 3600
@@ -97,6 +97,18 @@ async def _run_schedule(request: Request, state: WebState) -> tuple[str, str | N
     return f"Schedule {name} run now as job {job_id}.", f"/job/{quote(job_id, safe='')}"
 
 
+async def _delete_export(request: Request, state: WebState) -> tuple[str, str | None]:
+    export_id = request.path_params["export_id"]
+    await actions.delete_export(export_service(state), export_id)
+    return f"Export {export_id} deleted; its download links now answer 410 Gone.", None
+
+
+async def _export_link(request: Request, state: WebState) -> tuple[str, str | None]:
+    link = await actions.fresh_link(export_service(state), request.path_params["export_id"],
+                                    lambda token: str(request.url_for("download", token=token)))
+    return f"Fresh link, valid until {link['expires_at']}: {link['url']}", None
+
+
 def _guard(request: Request) -> Guard:
     guard: Guard = request.app.state.guard
     return guard
@@ -126,9 +138,15 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def routes() -> list[BaseRoute]:
+def routes(with_exports: bool) -> list[BaseRoute]:
     post = ["POST"]
+    exports = [
+        Route("/exports/{export_id}/delete", form_action(_delete_export, "/exports"),
+              methods=post),
+        Route("/exports/{export_id}/link", form_action(_export_link, "/exports"), methods=post),
+    ]
     return [
+        *(exports if with_exports else []),
         Route("/job/{job_id}/retry", form_action(_retry), methods=post),
         Route("/job/{job_id}/remove", form_action(_remove), methods=post),
         Route("/job/{job_id}/promote", form_action(_promote), methods=post),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,16 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bullpen import heartbeat
 from bullpen.adapter import SchedulerRecord, now_ms
-from bullpen.exports.cleanup import LAST_REPORT_KEY
-from bullpen.schedule import ScheduledJob
-from bullpen.stats import DURATION_BUCKETS_S, read_schedule_runs, read_stats
-from bullpen.web.queries import missed_runs
+from bullpen.definitions.schedule import ScheduledJob
+from bullpen.exports.cleanup import read_cleanup_totals
+from bullpen.reconcile import compare, missed_runs
+from bullpen.runtime import heartbeat
+from bullpen.runtime.stats import DURATION_BUCKETS_S, read_schedule_runs, read_stats
 from bullpen.web.state import WebState, web_state
-
-# The exports cleanup counts into the stats hash under this pseudo-task, not per job.
-CLEANUP_GROUP = "cleanup"
 
 
 @dataclass(slots=True)
@@ -44,26 +40,27 @@ class Snapshot:
     runs: dict[str, dict[str, Any]]
     schedulers: list[SchedulerRecord]
     declared: list[ScheduledJob]
+    cleanup_totals: dict[str, int]
     cleanup_last: dict[str, Any] | None
     at_ms: int
 
 
 async def take_snapshot(state: WebState) -> Snapshot:
     client = state.client
-    counts, paused, workers, stats, runs, schedulers, last = await asyncio.gather(
-        client.get_counts(), client.is_paused(), heartbeat.alive_workers(client),
-        read_stats(client), read_schedule_runs(client), client.get_schedulers(),
-        client.redis.get(client.key(LAST_REPORT_KEY)),
+    (counts, paused, workers, stats, runs), (schedulers, (totals, last)) = await asyncio.gather(
+        asyncio.gather(client.get_counts(), client.is_paused(), heartbeat.alive_workers(client),
+                       read_stats(client), read_schedule_runs(client)),
+        asyncio.gather(client.get_schedulers(), read_cleanup_totals(client.redis, client.keys)),
     )
     return Snapshot(client.name, counts, paused, len(workers), stats, runs, schedulers,
-                    state.schedules, json.loads(last) if last else None, now_ms())
+                    state.schedules, totals, last, now_ms())
 
 
 def _histogram(queue: str, stats: dict[str, dict[str, int]]) -> HistogramMetricFamily:
     family = HistogramMetricFamily("bullpen_job_duration_seconds",
                                    "Handler run time per task", labels=["queue", "task"])
     for task, values in sorted(stats.items()):
-        if task == CLEANUP_GROUP or "duration_count" not in values:
+        if "duration_count" not in values:
             continue
         # Workers count every bound a duration fits under, so the buckets are already cumulative.
         buckets: list[tuple[str, float]] = [
@@ -87,8 +84,7 @@ def _job_metrics(snap: Snapshot) -> Iterable[Metric]:
         family = CounterMetricFamily(f"bullpen_jobs_{outcome}", f"Jobs {outcome} per task",
                                      labels=["queue", "task"])
         for task, values in sorted(snap.stats.items()):
-            if task != CLEANUP_GROUP:
-                family.add_metric([q, task], values.get(outcome, 0))
+            family.add_metric([q, task], values.get(outcome, 0))
         yield family
     yield _histogram(q, snap.stats)
 
@@ -119,17 +115,17 @@ def _schedule_metrics(snap: Snapshot) -> Iterable[Metric]:
                                labels=labels)
     for record in snap.schedulers:
         missed.add_metric([snap.queue, record.id], missed_runs(record, snap.at_ms))
-    registered_ids = {record.id for record in snap.schedulers}
     registered = GaugeMetricFamily("bullpen_schedule_registered",
                                    "1 if a declared schedule is registered in Redis",
                                    labels=labels)
-    for item in snap.declared:
-        registered.add_metric([snap.queue, item.name], int(item.name in registered_ids))
+    for status in compare(snap.declared, snap.schedulers, owned=set()):
+        if status.status in ("registered", "missing"):
+            registered.add_metric([snap.queue, status.name], int(status.status == "registered"))
     yield from (lateness, duration, last_run, success, missed, registered)
 
 
 def _cleanup_metrics(snap: Snapshot) -> Iterable[Metric]:
-    values = snap.stats.get(CLEANUP_GROUP, {})
+    values = snap.cleanup_totals
     for name, documentation in (("deleted_files", "Export files deleted by cleanup"),
                                 ("deleted_bytes", "Bytes of export files deleted by cleanup")):
         family = CounterMetricFamily(f"bullpen_cleanup_{name}", documentation, labels=["queue"])

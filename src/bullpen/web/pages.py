@@ -1,4 +1,4 @@
-"""The dashboard's pages: overview, job lists and detail, schedules and workers."""
+"""The dashboard's pages: overview, job lists and detail, schedules, workers and exports."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from bullpen.adapter import JOB_STATES
 from bullpen.web import queries
-from bullpen.web.state import web_state
+from bullpen.web.state import export_service, web_state
 from bullpen.web.templating import render
 
 REFRESH_S = 5
@@ -60,14 +60,19 @@ async def workers(request: Request) -> Response:
     return render(request, "workers.html", refresh_s=REFRESH_S, rows=rows)
 
 
+async def exports_page(request: Request) -> Response:
+    rows = await queries.list_exports(export_service(web_state(request)))
+    return render(request, "exports.html", rows=rows, limit=queries.EXPORTS_LIST_LIMIT)
+
+
 async def enqueue_form(request: Request) -> Response:
     state = web_state(request)
     return render(request, "enqueue.html", tasks=state.registry.names(),
                   max_bytes=state.settings.job_max_data_bytes)
 
 
-def routes() -> list[BaseRoute]:
-    return [
+def routes(with_exports: bool) -> list[BaseRoute]:
+    found: list[BaseRoute] = [
         Route("/", overview),
         Route("/jobs/{state}", job_list),
         Route("/job/{job_id}", job_detail),
@@ -75,3 +80,4 @@ def routes() -> list[BaseRoute]:
         Route("/workers", workers),
         Route("/enqueue", enqueue_form),
     ]
+    return [*found, Route("/exports", exports_page)] if with_exports else found

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bullpen import cron, heartbeat
-from bullpen.adapter import JOB_STATES, JobRecord, QueueClient, SchedulerRecord, now_ms
-from bullpen.cli.schedules import schedule_rows
-from bullpen.reconcile import OWNED_KEY
-from bullpen.stats import read_schedule_runs
+from starlette.concurrency import run_in_threadpool
+
+from bullpen.adapter import JOB_STATES, JobRecord, QueueClient, now_ms
+from bullpen.exports.service import ExportService
+from bullpen.exports.store import Export
+from bullpen.reconcile import missed_runs, schedule_status
+from bullpen.runtime import heartbeat
+from bullpen.runtime.stats import read_schedule_runs
 from bullpen.web.state import WebState
 
 PAGE_SIZE = 25
+EXPORTS_LIST_LIMIT = 500
 HOUR_MS = 3_600_000
 # Filtering by task scans the state's list in chunks; beyond this many jobs it stops looking.
 FILTER_SCAN_LIMIT = 5000
 FILTER_CHUNK = 250
-# A scheduler whose next fire is this far in the past has missed it (no worker took the job).
-MISSED_GRACE_MS = 60_000
-MAX_MISSED_COUNTED = 1000
 
 
 def job_dict(record: JobRecord) -> dict[str, Any]:
@@ -110,40 +112,33 @@ async def job_detail(client: QueueClient, job_id: str) -> dict[str, Any] | None:
     return {**job_dict(record), "logs": await client.get_logs(job_id)}
 
 
-def missed_runs(record: SchedulerRecord, at_ms: int) -> int:
-    """Fire times between the scheduler's pending `next` and `at_ms` less the grace period."""
-    if record.next_ms is None or record.next_ms >= at_ms - MISSED_GRACE_MS:
-        return 0
-    cutoff = at_ms - MISSED_GRACE_MS
-    if record.every_ms:
-        return min(MAX_MISSED_COUNTED, (cutoff - record.next_ms) // record.every_ms + 1)
-    if not record.pattern:
-        return 1
-    count, moment = 0, record.next_ms
-    while moment <= cutoff and count < MAX_MISSED_COUNTED:
-        count += 1
-        moment = cron.next_fire_ms(record.pattern, moment, record.tz)
-    return count
-
-
 async def schedules_view(state: WebState) -> list[dict[str, Any]]:
     """Declared versus registered schedules with their last run and any missed fires."""
-    client = state.client
-    registered, owned, runs = await asyncio.gather(
-        client.get_schedulers(), client.redis.hkeys(client.key(OWNED_KEY)),
-        read_schedule_runs(client),
-    )
-    by_id = {record.id: record for record in registered}
+    statuses, runs = await asyncio.gather(schedule_status(state.client, state.schedules),
+                                          read_schedule_runs(state.client))
     at_ms = now_ms()
-    rows = schedule_rows(state.schedules, registered, set(owned))
-    for row in rows:
-        record = by_id.get(row["name"])
-        row["last_run"] = runs.get(row["name"])
-        row["missed_runs"] = missed_runs(record, at_ms) if record else 0
-        row["iteration_count"] = record.iteration_count if record else 0
+    rows = []
+    for status in statuses:
+        record = status.record
+        rows.append(status.as_dict(at_ms) | {
+            "last_run": runs.get(status.name),
+            "missed_runs": missed_runs(record, at_ms) if record else 0,
+            "iteration_count": record.iteration_count if record else 0,
+        })
     return rows
 
 
 async def workers_view(client: QueueClient) -> list[dict[str, Any]]:
     workers = await heartbeat.alive_workers(client)
     return [{**asdict(info), "age_s": round(info.age_s, 1)} for info in workers]
+
+
+def export_row(export: Export) -> dict[str, Any]:
+    now_s = time.time()
+    return {**export.to_dict(), "age_s": now_s - export.created_at.timestamp(),
+            "expires_in_s": export.expires_at.timestamp() - now_s}
+
+
+async def list_exports(exports: ExportService) -> list[dict[str, Any]]:
+    found = await run_in_threadpool(lambda: exports.list(limit=EXPORTS_LIST_LIMIT))
+    return [export_row(export) for export in found]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import Request
 
 from bullpen.adapter import QueueClient
-from bullpen.registry import Registry
-from bullpen.schedule import ScheduledJob
+from bullpen.definitions.schedule import ScheduledJob
+from bullpen.definitions.task import Registry
+from bullpen.exports.service import ExportService
 from bullpen.settings import Settings
 
 
@@ -22,7 +22,7 @@ class WebState:
     schedules: list[ScheduledJob]
     redis_url_shown: str
     client_url: str
-    exports: Any = None
+    exports: ExportService | None = None
     _client: QueueClient | None = None
 
     @property
@@ -40,3 +40,10 @@ class WebState:
 def web_state(request: Request) -> WebState:
     state: WebState = request.app.state.web
     return state
+
+
+def export_service(state: WebState) -> ExportService:
+    """The export service; the export routes exist only when it is configured."""
+    if state.exports is None:
+        raise RuntimeError("export routes are mounted only with an export service")
+    return state.exports

@@ -1,8 +1,7 @@
-"""The task registry: task names mapped to handlers, bullpen's defaults extended by the app's."""
+"""Tasks: a name mapped to a handler, and how to call it; the registry of all of them."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,31 +54,3 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
-
-
-def import_attribute(module_name: str, attribute: str, required: bool) -> Any:
-    """`module.attribute`, or None when the module is absent and not required."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if not required and exc.name == module_name:
-            return None  # the app has no such module: nothing to add
-        raise TaskError(f"cannot import {module_name!r}: {exc}") from exc
-    if not hasattr(module, attribute):
-        raise TaskError(f"module {module_name!r} has no {attribute!r} (expected a "
-                        f"{'dict' if attribute == 'task_handlers' else 'list'} named {attribute})")
-    return getattr(module, attribute)
-
-
-def load_registry(app: str | None) -> Registry:
-    """bullpen's task_handlers, extended (and overridable) by `<app>.tasks.task_handlers`."""
-    from bullpen.tasks import task_handlers
-
-    handlers: dict[str, Handler] = dict(task_handlers)
-    if app:
-        extra = import_attribute(f"{app}.tasks", "task_handlers", required=False)
-        if extra is not None:
-            if not isinstance(extra, Mapping):
-                raise TaskError(f"{app}.tasks.task_handlers must be a dict, got {type(extra)}")
-            handlers.update(extra)
-    return Registry(handlers)

@@ -1,4 +1,4 @@
-"""Declared recurring jobs (the seed's `scheduledJobs`) and their validation."""
+"""Declared recurring jobs (`scheduled_jobs`, as in BullMQ apps) and their validation."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bullpen import cron
+from bullpen.definitions.task import Registry
 from bullpen.errors import ScheduleError
-from bullpen.registry import Registry, import_attribute
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +70,3 @@ def validate(schedules: Iterable[ScheduledJob], registry: Registry) -> list[Sche
     if problems:
         raise ScheduleError("\n".join(problems))
     return items
-
-
-def load_schedules(app: str | None, registry: Registry) -> list[ScheduledJob]:
-    """bullpen's scheduled_jobs plus `<app>.schedules.scheduled_jobs`, validated."""
-    from bullpen.schedules import scheduled_jobs
-
-    items = list(scheduled_jobs)
-    if app:
-        extra = import_attribute(f"{app}.schedules", "scheduled_jobs", required=False)
-        if extra is not None:
-            items.extend(extra)
-    return validate(items, registry)

@@ -17,11 +17,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bullpen import cron
-from bullpen.adapter.connection import connection_kwargs, one_shot
 from bullpen.adapter.options import WorkerOptions
+from bullpen.adapter.pipelining import PipeliningRedis
 from bullpen.adapter.records import ActiveJob, Processor, now_ms
+from bullpen.adapter.redis_options import connection_kwargs, one_shot
 from bullpen.errors import UnrecoverableJobError
-from bullpen.pipelining import PipeliningRedis
 
 
 def repeat_strategy(millis: int, opts: dict[str, Any]) -> int | None:

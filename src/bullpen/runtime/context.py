@@ -7,6 +7,8 @@ import concurrent.futures
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from bullpen.adapter import ActiveJob, JobRecord, QueueClient
 from bullpen.settings import Settings
 
@@ -25,7 +27,7 @@ class JobContext:
     _from_threads: list[concurrent.futures.Future[Any]] = field(default_factory=list)
 
     @property
-    def redis(self) -> Any:
+    def redis(self) -> aioredis.Redis:
         """The worker's async redis-py client (decoded strings), for the app's own keys."""
         return self.queue.redis
 

@@ -9,10 +9,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bullpen import __version__
 from bullpen.adapter import QueueClient
-
-INDEX_KEY = "bullpen:workers"
+from bullpen.version import __version__
 
 
 @dataclass(slots=True)
@@ -31,31 +29,28 @@ class WorkerInfo:
         return time.time() - self.last_seen
 
 
-def _key(client: QueueClient, worker_id: str) -> str:
-    return client.key(f"bullpen:worker:{worker_id}")
-
-
 async def beat(client: QueueClient, worker_id: str, concurrency: int, started_at: float,
                active_jobs: list[str], ttl_s: float) -> None:
     now = time.time()
     info = WorkerInfo(worker_id, socket.gethostname(), os.getpid(), __version__, concurrency,
                       started_at, now, active_jobs)
     pipe = client.redis.pipeline(transaction=False)
-    pipe.set(_key(client, worker_id), json.dumps(asdict(info)), px=int(ttl_s * 1000))
-    pipe.zadd(client.key(INDEX_KEY), {worker_id: now})
-    pipe.zremrangebyscore(client.key(INDEX_KEY), 0, now - 24 * 3600)
+    pipe.set(client.keys.worker(worker_id), json.dumps(asdict(info)), px=int(ttl_s * 1000))
+    pipe.zadd(client.keys.workers, {worker_id: now})
+    pipe.zremrangebyscore(client.keys.workers, 0, now - 24 * 3600)
     await pipe.execute()
 
 
 async def forget(client: QueueClient, worker_id: str) -> None:
-    await client.redis.delete(_key(client, worker_id))
-    await client.redis.zrem(client.key(INDEX_KEY), worker_id)
+    await client.redis.delete(client.keys.worker(worker_id))
+    await client.redis.zrem(client.keys.workers, worker_id)
 
 
 async def alive_workers(client: QueueClient) -> list[WorkerInfo]:
     """Workers whose heartbeat has not expired, newest first."""
-    ids: list[str] = await client.redis.zrevrange(client.key(INDEX_KEY), 0, 999)
+    ids = [str(worker_id) for worker_id in await client.redis.zrevrange(client.keys.workers, 0,
+                                                                          999)]
     if not ids:
         return []
-    raw: list[Any] = await client.redis.mget([_key(client, worker_id) for worker_id in ids])
+    raw: list[Any] = await client.redis.mget([client.keys.worker(worker_id) for worker_id in ids])
     return [WorkerInfo(**json.loads(item)) for item in raw if item]

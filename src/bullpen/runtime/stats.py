@@ -10,8 +10,6 @@ from typing import Any
 
 from bullpen.adapter import JobRecord, QueueClient
 
-STATS_KEY = "bullpen:stats"
-SCHEDULE_RUNS_KEY = "bullpen:schedule-runs"
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                       300.0)
 
@@ -75,27 +73,28 @@ class TaskStats:
         self._fold_tallies()
         if not self.counters and not self.schedule_runs:
             return
-        counters, runs = dict(self.counters), dict(self.schedule_runs)
+        counters = dict(self.counters)
+        runs: dict[Any, Any] = dict(self.schedule_runs)
         self.counters.clear()
         self.schedule_runs.clear()
         pipe = client.redis.pipeline(transaction=False)
         for name, amount in counters.items():
-            pipe.hincrby(client.key(STATS_KEY), name, amount)
+            pipe.hincrby(client.keys.task_stats, name, amount)
         if runs:
-            pipe.hset(client.key(SCHEDULE_RUNS_KEY), mapping=runs)
+            pipe.hset(client.keys.schedule_runs, mapping=runs)
         await pipe.execute()
 
 
 async def read_stats(client: QueueClient) -> dict[str, dict[str, int]]:
     """Flushed counters grouped by task: {'health.check': {'processed': 3, …}, …}."""
-    raw: dict[str, str] = await client.redis.hgetall(client.key(STATS_KEY))
+    raw = await client.redis.hgetall(client.keys.task_stats)
     grouped: dict[str, dict[str, int]] = defaultdict(dict)
     for name, value in raw.items():
-        task, _, metric = name.rpartition("|")
+        task, _, metric = str(name).rpartition("|")
         grouped[task][metric] = int(value)
     return dict(grouped)
 
 
 async def read_schedule_runs(client: QueueClient) -> dict[str, dict[str, Any]]:
-    raw: dict[str, str] = await client.redis.hgetall(client.key(SCHEDULE_RUNS_KEY))
-    return {name: json.loads(value) for name, value in raw.items()}
+    raw = await client.redis.hgetall(client.keys.schedule_runs)
+    return {str(name): json.loads(value) for name, value in raw.items()}

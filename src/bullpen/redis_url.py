@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bullpen import logs
 from bullpen.adapter import QueueClient, probe
+from bullpen.embedded import ensure_server
 from bullpen.settings import Settings
 
 log = logs.get("worker")
@@ -16,8 +17,6 @@ def resolve_url(settings: Settings) -> str:
     """WORKER_REDIS_URL when set; otherwise the embedded server's address (started if needed)."""
     if settings.worker_redis_url:
         return settings.worker_redis_url
-    from bullpen.embedded import ensure_server
-
     return ensure_server(settings.bullpen_var_dir)
 
 

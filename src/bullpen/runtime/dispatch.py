@@ -9,11 +9,11 @@ from typing import Any
 
 from bullpen import logs
 from bullpen.adapter import ActiveJob, QueueClient, now_ms
-from bullpen.context import JobContext
+from bullpen.definitions.task import Registry
 from bullpen.errors import UnknownTaskError
-from bullpen.registry import Registry
+from bullpen.runtime.context import JobContext
+from bullpen.runtime.stats import TaskStats
 from bullpen.settings import Settings
-from bullpen.stats import TaskStats
 
 log = logs.get("worker")
 

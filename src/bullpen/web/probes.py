@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from bullpen import heartbeat
+from bullpen.reconcile import schedule_status
+from bullpen.runtime import heartbeat
 from bullpen.web.state import WebState, web_state
 
 T = TypeVar("T")
@@ -44,8 +45,8 @@ async def _workers(state: WebState) -> dict[str, Any]:
 
 
 async def _schedules(state: WebState) -> dict[str, Any]:
-    registered = {record.id for record in await _bounded(state.client.get_schedulers())}
-    missing = [item.name for item in state.schedules if item.name not in registered]
+    statuses = await _bounded(schedule_status(state.client, state.schedules))
+    missing = [status.name for status in statuses if status.status == "missing"]
     if missing:
         return _check(False, f"declared but not registered: {', '.join(missing)} (a running "
                              "worker registers them at start)")

@@ -1,4 +1,4 @@
-"""`bullpen worker`: start-up, schedule registration, heartbeats, graceful shutdown on signals."""
+"""One worker process: start-up, schedule registration, heartbeats, graceful shutdown."""
 
 from __future__ import annotations
 
@@ -9,27 +9,18 @@ import os
 import signal
 import time
 
-from bullpen import heartbeat, logs
-from bullpen.adapter import JobOptions, QueueClient, QueueWorker, WorkerOptions
-from bullpen.connection import redact, wait_for_redis
-from bullpen.dispatch import Dispatcher
+from bullpen import logs
+from bullpen.adapter import QueueClient, QueueWorker, WorkerOptions
+from bullpen.definitions.schedule import ScheduledJob
+from bullpen.definitions.task import Registry
+from bullpen.producer import job_options
 from bullpen.reconcile import log_result, reconcile
-from bullpen.registry import Registry
-from bullpen.schedule import ScheduledJob
+from bullpen.redis_url import redact, wait_for_redis
+from bullpen.runtime import heartbeat
+from bullpen.runtime.dispatch import Dispatcher
 from bullpen.settings import Settings, unknown_variables
 
 log = logs.get("worker")
-
-
-def job_options(settings: Settings) -> JobOptions:
-    """Defaults for every job bullpen enqueues or schedules."""
-    return JobOptions(
-        attempts=settings.worker_default_attempts,
-        backoff_type=settings.worker_backoff_type,
-        backoff_delay_ms=settings.worker_backoff_delay_ms,
-        keep_completed=settings.worker_keep_completed,
-        keep_failed=settings.worker_keep_failed,
-    )
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
@@ -43,7 +34,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
     )
 
 
-class WorkerService:
+class WorkerProcess:
     """One worker process: consumes the queue until SIGTERM/SIGINT, then drains."""
 
     def __init__(self, settings: Settings, registry: Registry, schedules: list[ScheduledJob],
@@ -150,9 +141,9 @@ class WorkerService:
 def run_worker(settings: Settings, registry: Registry, schedules: list[ScheduledJob], url: str,
                embedded: bool) -> int:
     """Run one worker process on uvloop (where available) until it is signalled to stop."""
-    service = WorkerService(settings, registry, schedules, url, embedded)
+    service = WorkerProcess(settings, registry, schedules, url, embedded)
     try:
-        import uvloop
+        import uvloop  # noqa: PLC0415 - optional: not installed on Windows
 
         return uvloop.run(service.run())
     except ImportError:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bullpen.context import JobContext
+from bullpen.runtime.context import JobContext
 
 
 def _writable(directory: Path) -> bool:

@@ -1,9 +1,14 @@
-"""Connecting the port to Redis: URL to redis-py options (reads never time out), probes."""
+"""Redis client options from a URL: the queue's (reads never time out), quick ones (fail fast)."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.retry import Retry as SyncRetry
 
 from bullpen.errors import SettingsError
 
@@ -33,12 +38,27 @@ def connection_kwargs(url: str) -> dict[str, Any]:
     return kwargs
 
 
-async def one_shot(connection: dict[str, Any], *command: Any, timeout_s: float = 2.0) -> Any:
-    """Run one command on a fresh connection, without the port's retries (20, up to 20 s each)."""
-    import redis.asyncio as aioredis
+def quick_kwargs(connection: dict[str, Any], timeout_s: float, *,
+                 sync: bool = False) -> dict[str, Any]:
+    """Options for a client that tries once and gives up within `timeout_s`.
 
-    client = aioredis.Redis(**connection | {"socket_connect_timeout": timeout_s,
-                                            "socket_timeout": timeout_s})
+    The queue's own clients retry a dead server for minutes; a probe or a command line tool
+    should say at once that Redis does not answer.
+    """
+    no_retry = SyncRetry(NoBackoff(), 0) if sync else Retry(NoBackoff(), 0)
+    return connection | {"socket_connect_timeout": timeout_s, "socket_timeout": timeout_s,
+                         "retry": no_retry}
+
+
+def quick_client(url: str, timeout_s: float = 2.0) -> aioredis.Redis:
+    """An asyncio client (decoded strings) for one-off checks, failing fast."""
+    return aioredis.Redis(**quick_kwargs(connection_kwargs(url), timeout_s),
+                          decode_responses=True)
+
+
+async def one_shot(connection: dict[str, Any], *command: Any, timeout_s: float = 2.0) -> Any:
+    """Run one command on a fresh connection, without the queue clients' retries."""
+    client = aioredis.Redis(**quick_kwargs(connection, timeout_s))
     try:
         return await client.execute_command(*command)  # type: ignore[no-untyped-call]
     finally:

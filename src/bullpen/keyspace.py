@@ -1,0 +1,69 @@
+"""Every Redis key bullpen owns, per queue, beside BullMQ's own keys for that queue.
+
+BullMQ keeps a queue under `<prefix>:<queue>:<suffix>`; bullpen's keys sit under
+`<prefix>:<queue>:bullpen:`, so they share the queue's hash tag (one Redis Cluster slot) and a
+queue's keys can be listed or removed together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keyspace:
+    """Key names for one queue; `bullmq(suffix)` is BullMQ's own, the properties bullpen's."""
+
+    prefix: str
+    queue: str
+
+    def bullmq(self, suffix: str) -> str:
+        """A key of BullMQ's layout for this queue (`failed`, `repeat:<id>`, `meta`, …)."""
+        return f"{self.prefix}:{self.queue}:{suffix}"
+
+    def _own(self, suffix: str) -> str:
+        return f"{self.prefix}:{self.queue}:bullpen:{suffix}"
+
+    @property
+    def owned_schedules(self) -> str:
+        """Hash: schedule name → fingerprint of what bullpen registered (reconcile)."""
+        return self._own("schedules")
+
+    @property
+    def schedules_lock(self) -> str:
+        """Mutex held while one worker reconciles the schedules."""
+        return self._own("schedules:lock")
+
+    @property
+    def schedule_runs(self) -> str:
+        """Hash: schedule name → JSON of its last run (lateness, duration, outcome)."""
+        return self._own("schedules:runs")
+
+    @property
+    def task_stats(self) -> str:
+        """Hash: `<task>|<counter>` → count, flushed by workers with their heartbeats."""
+        return self._own("stats")
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker id → time of its last heartbeat."""
+        return self._own("workers")
+
+    def worker(self, worker_id: str) -> str:
+        """String (JSON, with a TTL): one worker's heartbeat."""
+        return self._own(f"worker:{worker_id}")
+
+    @property
+    def cleanup_lock(self) -> str:
+        """Mutex held by the one export cleanup running (task or command)."""
+        return self._own("cleanup:lock")
+
+    @property
+    def cleanup_last(self) -> str:
+        """String (JSON): the last cleanup's report."""
+        return self._own("cleanup:last")
+
+    @property
+    def cleanup_stats(self) -> str:
+        """Hash: deleted_files, deleted_bytes, summed over every cleanup."""
+        return self._own("cleanup:stats")

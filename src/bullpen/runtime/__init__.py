@@ -1,0 +1,1 @@
+"""One worker process: dispatching jobs to handlers, their context, stats and heartbeats."""
