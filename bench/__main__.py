@@ -9,9 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.redis_server import private_redis
+
 from bench import cleanup, cron, enqueue, export, report, throughput
 from bench.procs import ROOT
-from bench.server import private_redis
 
 ALL = ("throughput", "enqueue", "cron", "cleanup", "export")
 

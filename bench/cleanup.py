@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.redis_server import PrivateRedis
+
 from bench import procs
 from bench.cron import lateness_ms, stats
 from bench.measure import median
-from bench.server import PrivateRedis
 from bullpen.adapter import JobOptions, QueueClient
 
 AGE_HOURS = 24

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tests.helpers.redis_server import PrivateRedis
+
 from bench import procs
 from bench.measure import percentile
-from bench.server import PrivateRedis
 
 
 def lateness_ms(server: PrivateRedis, queue: str) -> list[float]:

@@ -6,9 +6,10 @@ import asyncio
 import json
 import time
 
+from tests.helpers.redis_server import PrivateRedis
+
 from bench import procs
 from bench.measure import median
-from bench.server import PrivateRedis
 from bullpen.adapter import JobOptions, QueueClient
 
 # The same options on both sides: bullpen's defaults for the jobs it enqueues.

@@ -8,10 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.redis_server import PrivateRedis
+
 from bench import procs
 from bench.app.rows import COLUMNS, make_rows
 from bench.measure import median
-from bench.server import PrivateRedis
 from bullpen.adapter import JobOptions, QueueClient
 
 

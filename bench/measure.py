@@ -6,7 +6,7 @@ import statistics
 import threading
 from collections.abc import Sequence
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 
 class TreeSampler:

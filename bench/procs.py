@@ -64,7 +64,7 @@ def bullpen_env(url: str, queue: str, workdir: Path, **extra: str) -> dict[str, 
     return {
         "WORKER_REDIS_URL": url,
         "WORKER_DEFAULT_QUEUE": queue,
-        # The seed's default limiter (10 jobs/s) would be the whole measurement; Node has none.
+        # The default limiter (10 jobs/s) would be the whole measurement; Node has none.
         "WORKER_LIMITER_MAX": "0",
         "BULLPEN_VAR_DIR": str(workdir / "var"),
         "EXPORT_DIR": str(workdir / "exports"),

@@ -8,8 +8,9 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from tests.helpers.redis_server import private_redis
+
 from bench import throughput
-from bench.server import private_redis
 
 
 def main() -> None:

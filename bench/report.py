@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -24,7 +25,6 @@ def _ratio(ours: float, theirs: float) -> str:
 
 
 def machine(command: str) -> list[str]:
-    import os
 
     return [
         f"Rerun with `{command}` (about 30 minutes, most of it writing cleanup's 200,000 "

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tests.helpers.redis_server import PrivateRedis
+
 from bench import procs
 from bench.measure import TreeSampler, median
-from bench.server import PrivateRedis
 
 POLL_S = 0.005
 RUN_LIMIT_S = 180.0

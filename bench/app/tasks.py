@@ -8,7 +8,7 @@ from typing import Any
 from bench.app import rows
 from bullpen import JobContext
 from bullpen.exports.exporters import exporters
-from bullpen.stats import scheduled_at_ms
+from bullpen.runtime.stats import scheduled_at_ms
 
 exporters[rows.SyntheticRows.name] = rows.SyntheticRows()
 

@@ -10,7 +10,7 @@ import pytest
 from bullpen.adapter import QueueClient
 from bullpen.settings import Settings
 from bullpen.web import create_app
-from support import Proc, start_worker
+from tests.helpers.processes import Proc, start_worker
 
 
 @pytest.fixture

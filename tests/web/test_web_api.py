@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 import httpx
-from web_helpers import wait_for_state, wait_until
 
 from bullpen.adapter import QueueClient
-from bullpen.schedule import ScheduledJob
+from bullpen.definitions.schedule import ScheduledJob
+from bullpen.loader import Definitions, load_registry
 from bullpen.settings import Settings
 from bullpen.web import create_app
-from support import Proc, start_worker
+from tests.helpers.processes import Proc, start_worker
+from tests.helpers.web import wait_for_state, wait_until
 
 
 async def _enqueue(http: httpx.AsyncClient, task: str, data: object, **extra: object) -> str:
@@ -141,11 +142,13 @@ async def test_schedules_declared_registered_and_run_now(
 
 async def test_schedule_last_run_after_the_worker_fires_it(
         web_env: dict[str, str], web_settings: Settings, client: QueueClient) -> None:
-    tick = {"name": "tick", "task_name": "test.record", "every_ms": 300, "data": {"s": 1}}
+    tick: dict[str, Any] = {"name": "tick", "task_name": "test.record", "every_ms": 300,
+                            "data": {"s": 1}}
     proc = start_worker({**web_env, "SAMPLE_SCHEDULES": json.dumps([tick])})
     try:
         # Declared here too: the sample app's schedules module is read once per process.
-        app = create_app(web_settings, client=client, schedules=[ScheduledJob(**tick)])
+        app = create_app(web_settings, client=client,
+                         definitions=Definitions(load_registry(None), [ScheduledJob(**tick)]))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             async def tick_row() -> dict[str, Any]:

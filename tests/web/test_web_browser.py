@@ -7,14 +7,13 @@ import shutil
 import socket
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from support import Proc, eventually, start_worker
+from tests.helpers import ARTIFACTS
+from tests.helpers.processes import Proc, eventually, start_worker
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -64,7 +63,7 @@ def dashboard(web_env: dict[str, str]) -> Iterator[str]:
 
 
 def test_retry_a_failed_job_from_the_dashboard(dashboard: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415 - only browser tests need playwright
 
     job_id = str(_fetch(f"{dashboard}/api/jobs",
                         {"task": "test.flaky", "data": {"succeed_on": 2}})["id"])

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import httpx
 import time_machine
-from web_helpers import wait_for_state
 
 from bullpen.exports.service import ExportService
 from bullpen.settings import Settings
-from support import Proc
+from tests.helpers.processes import Proc
+from tests.helpers.web import wait_for_state
 
 CONTENT = b"id,name\n1,caf\xc3\xa9\n2,tea\n"
 

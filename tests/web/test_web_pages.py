@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from web_helpers import csrf_token
 
 from bullpen.adapter import JOB_STATES
+from bullpen.settings import Settings
+from bullpen.web import create_app
+from tests.helpers.web import csrf_token
 
 
 async def test_every_page_renders(http: httpx.AsyncClient) -> None:
@@ -47,8 +49,6 @@ async def test_forms_redirect_with_a_message_once(http: httpx.AsyncClient) -> No
 
 
 async def test_redis_down_answers_503_with_the_reason(web_env: dict[str, str]) -> None:
-    from bullpen.settings import Settings
-    from bullpen.web import create_app
 
     app = create_app(Settings(worker_redis_url="redis://:pw-hidden@127.0.0.1:1/0"),
                      request_deadline_s=3)

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from web_helpers import csrf_token
 
 from bullpen.adapter import QueueClient
 from bullpen.errors import SettingsError
 from bullpen.settings import Settings
 from bullpen.web import create_app
 from bullpen.web.security import check_bind
-from support import run_cli
+from tests.helpers.processes import run_cli
+from tests.helpers.web import csrf_token
 
 WEB_TOKEN = "web-token-0123456789-abcdefghij"
 

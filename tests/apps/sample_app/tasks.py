@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import time
 from typing import Any
 
@@ -65,7 +67,6 @@ def give_up(_data: dict[str, Any]) -> None:
 
 async def slow(data: dict[str, Any], ctx: JobContext) -> str:
     """Async sleep for `sleep_s`, recording start and finish."""
-    import asyncio
 
     await ctx.redis.rpush(_runs_key(ctx), json.dumps({"job_id": ctx.job.id, "event": "start"}))
     await asyncio.sleep(float(data.get("sleep_s", 1)))
@@ -76,8 +77,6 @@ async def slow(data: dict[str, Any], ctx: JobContext) -> str:
 async def chaos(data: dict[str, Any], ctx: JobContext) -> int:
     """Async sleep for `sleep_ms`, recording start and end with this process's pid (chaos tests
     match runs to the processes they killed)."""
-    import asyncio
-    import os
 
     base = {"job_id": ctx.job.id, "pid": os.getpid(), "attempt": ctx.job.attempts_made}
     await ctx.redis.rpush(_runs_key(ctx), json.dumps(base | {"event": "start",

@@ -9,8 +9,7 @@ import time
 import psutil
 
 from bullpen.adapter import JobOptions, QueueClient
-from conftest import REDIS_URL
-from support import recorded_runs, start_worker
+from tests.helpers.processes import recorded_runs, start_worker
 
 
 async def test_processes_share_the_queue_and_drain_on_sigterm(
@@ -28,7 +27,7 @@ async def test_processes_share_the_queue_and_drain_on_sigterm(
         for index in range(40):
             await client.add("test.slow", {"sleep_s": 0.05, "i": index}, JobOptions())
         deadline = time.monotonic() + 20
-        while len([run for run in recorded_runs(client.name, REDIS_URL)
+        while len([run for run in recorded_runs(client.name)
                    if run.get("event") == "end"]) < 40:
             assert time.monotonic() < deadline, worker.output
             await asyncio.sleep(0.05)
@@ -39,7 +38,7 @@ async def test_processes_share_the_queue_and_drain_on_sigterm(
         worker.signal(signal.SIGTERM)
         code = worker.wait(30)
     assert code == 0
-    ends = [run for run in recorded_runs(client.name, REDIS_URL) if run.get("event") == "end"]
+    ends = [run for run in recorded_runs(client.name) if run.get("event") == "end"]
     assert len(ends) == 41  # the job running at SIGTERM finished before the exit
     assert worker.output.count("Worker stopped") == 2
     assert not [child for child in children if child.is_running()

@@ -6,11 +6,13 @@ import asyncio
 import itertools
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
-from support import recorded_runs, run_cli, running_worker, start_worker
+from tests.helpers.processes import Proc, recorded_runs, run_cli, running_worker, start_worker
+from tests.helpers.redis_server import PrivateRedis
 
 
 async def _wait_state(client: QueueClient, job_id: str, state: str, timeout_s: float = 15) -> None:
@@ -24,7 +26,7 @@ async def _wait_state(client: QueueClient, job_id: str, state: str, timeout_s: f
         await asyncio.sleep(0.05)
 
 
-async def test_start_up_logs_the_seed_lines_and_processes_health_check(
+async def test_start_up_logs_the_specified_lines_and_processes_health_check(
         env: dict[str, str], client: QueueClient) -> None:
     worker = start_worker(env)
     try:
@@ -144,7 +146,6 @@ async def test_jobs_running_past_the_shutdown_timeout_are_recovered_not_lost(
 
 @pytest.mark.timeout(60)
 async def test_redis_unreachable_at_start_is_retried_without_crashing(env: dict[str, str]) -> None:
-    from support import Proc
 
     worker = Proc(["worker"], {**env, "WORKER_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"})
     worker.wait_for("is unreachable")
@@ -157,9 +158,7 @@ async def test_redis_unreachable_at_start_is_retried_without_crashing(env: dict[
 
 async def test_a_redis_restart_mid_run_loses_no_job(app_env: dict[str, str], tmp_path: object,
                                                     queue_name: str) -> None:
-    from pathlib import Path
 
-    from support import PrivateRedis
 
     server = PrivateRedis(Path(str(tmp_path)) / "redis").start()
     env = {**app_env, "WORKER_REDIS_URL": server.url}
@@ -187,7 +186,6 @@ async def test_a_redis_restart_mid_run_loses_no_job(app_env: dict[str, str], tmp
 @pytest.mark.timeout(90)
 async def test_three_workers_run_each_tick_of_a_one_second_schedule_once(
         app_env: dict[str, str]) -> None:
-    from support import Proc
 
     env = {**app_env,
            "SAMPLE_SCHEDULES": '[{"name": "tick", "task_name": "test.record", '

@@ -9,6 +9,7 @@ import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,8 @@ def test_text_file_source_is_refused(service: ExportService, settings: Settings)
 
 
 def test_csv_rows(service: ExportService) -> None:
-    rows = [{"name": "a", "n": 1, "formula": "=HYPERLINK(1)"}, {"name": "b", "n": None}]
+    rows: list[dict[str, Any]] = [{"name": "a", "n": 1, "formula": "=HYPERLINK(1)"},
+                                  {"name": "b", "n": None}]
     export, _ = service.create("r.csv", rows)
     assert service.read(export.id) == b"name,n,formula\r\na,1,'=HYPERLINK(1)\r\nb,,\r\n"
     assert export.content_type == "text/csv; charset=utf-8"
@@ -67,7 +69,8 @@ def test_csv_rows(service: ExportService) -> None:
 
 
 def test_jsonl_rows(service: ExportService) -> None:
-    export, _ = service.create("r.data", iter([{"a": 1}, {"a": "é"}]), format="jsonl")
+    rows: list[dict[str, Any]] = [{"a": 1}, {"a": "é"}]
+    export, _ = service.create("r.data", iter(rows), format="jsonl")
     lines = service.read(export.id).decode().splitlines()
     assert [json.loads(line) for line in lines] == [{"a": 1}, {"a": "é"}]
     assert export.content_type == "application/x-ndjson"
@@ -79,7 +82,7 @@ def test_rows_need_a_format(service: ExportService) -> None:
     with pytest.raises(ExportError, match="unknown export format 'xml'"):
         service.create("rows.xml", [{"a": 1}], format="xml")
     with pytest.raises(ExportError, match="is a str"):
-        service.create("rows.csv", "a,b")
+        service.create("rows.csv", "a,b")  # type: ignore[arg-type]
 
 
 def test_bad_row_leaves_nothing_behind(service: ExportService, settings: Settings) -> None:

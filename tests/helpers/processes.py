@@ -1,8 +1,9 @@
-"""Helpers for tests that run real `bullpen` processes through the installed entry point."""
+"""Real `bullpen` processes for tests, run through the installed entry point."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import redis
 
 BULLPEN = shutil.which("bullpen") or str(Path(sys.executable).parent / "bullpen")
 
@@ -87,9 +90,7 @@ def eventually(check: Callable[[], bool], timeout: float = 10, interval: float =
 
 def recorded_runs(queue: str, url: str | None = None) -> list[dict[str, object]]:
     """The runs the sample app's tasks recorded for this queue, oldest first."""
-    import json
 
-    import redis
 
     connection = redis.Redis.from_url(url or os.environ["BULLPEN_TEST_REDIS_URL"],
                                       decode_responses=True)
@@ -97,53 +98,6 @@ def recorded_runs(queue: str, url: str | None = None) -> list[dict[str, object]]
         return [json.loads(item) for item in connection.lrange(f"bull:{queue}:test:runs", 0, -1)]
     finally:
         connection.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PrivateRedis:
-    """A redis-server of the test's own (AOF on) on a free loopback port, restartable."""
-
-    def __init__(self, data_dir: Path, port: int | None = None, options: tuple[str, ...] = ()
-                 ) -> None:
-        self.options = options  # extra redis-server arguments; later ones override earlier
-        self.port = port or free_port()
-        self.data_dir = data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PrivateRedis:
-        from bullpen.embedded import find_binary
-
-        self.process = subprocess.Popen(
-            [str(find_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir),
-             "--maxmemory-policy", "noeviction", *self.options],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        def answers() -> bool:
-            try:
-                return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
-            except redis.RedisError:
-                return False
-
-        eventually(answers, timeout=10)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(10)
-        self.process = None
 
 
 class Fleet:

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 
 from bullpen import logs
-from bullpen.stats import DURATION_BUCKETS_S, TaskStats
+from bullpen.runtime.stats import DURATION_BUCKETS_S, TaskStats
 
 
-def _seed_counters(samples: list[tuple[str, float, bool]]) -> dict[str, int]:
-    """The counters as the seed's record() built them, one f-string per bucket per job."""
+def _original_counters(samples: list[tuple[str, float, bool]]) -> dict[str, int]:
+    """The counters as the first record() built them, one f-string per bucket per job."""
     counters: dict[str, int] = defaultdict(int)
     for task, duration_s, ok in samples:
         counters[f"{task}|{'processed' if ok else 'failed'}"] += 1
@@ -27,7 +27,7 @@ def _seed_counters(samples: list[tuple[str, float, bool]]) -> dict[str, int]:
     return dict(counters)
 
 
-def test_stats_tallies_fold_into_the_seed_counter_names() -> None:
+def test_stats_tallies_fold_into_the_original_counter_names() -> None:
     samples = [("a", 0.0, True), ("a", 0.005, True), ("b", 0.3, False), ("a", 70.0, True),
                ("b", 400.0, True), ("a", 2.5, False), ("b", 0.0101, True)]
     stats = TaskStats()
@@ -35,7 +35,7 @@ def test_stats_tallies_fold_into_the_seed_counter_names() -> None:
         stats.record(SimpleNamespace(name=task, scheduler_id=None), 0,  # type: ignore[arg-type]
                      duration_s, ok)
     stats._fold_tallies()
-    assert dict(stats.counters) == _seed_counters(samples)
+    assert dict(stats.counters) == _original_counters(samples)
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
 from bullpen.exports import naming
-from bullpen.exports.cleanup import LOCK_KEY
 from bullpen.exports.service import ExportService
 from bullpen.redis_lock import RedisLock
 from bullpen.settings import Settings
-from export_support import (
+from tests.helpers.exports import (
     finished,
     immutable,
     listing,
@@ -30,7 +29,7 @@ from export_support import (
     pair,
     plant_data_files,
 )
-from support import BULLPEN, Proc, run_cli, start_worker
+from tests.helpers.processes import BULLPEN, Proc, run_cli, start_worker
 
 STARTING = "[cleanup] [exports] Starting expired exports cleanup..."
 
@@ -116,7 +115,7 @@ def test_an_entry_that_cannot_be_deleted_exits_1(env: dict[str, str], undeletabl
 async def test_held_lock_is_reported_and_exits_0(env: dict[str, str], settings: Settings,
                                                  raw_redis: Any, planted: dict[str, Any]
                                                  ) -> None:
-    holder = RedisLock(raw_redis, f"bull:{settings.worker_default_queue}:{LOCK_KEY}", 20_000)
+    holder = RedisLock(raw_redis, settings.keyspace.cleanup_lock, 20_000)
     assert await holder.acquire()
     try:
         result = await asyncio.to_thread(run_cli, ["cleanup-exports"], env)
@@ -185,7 +184,7 @@ async def test_command_and_task_started_together(env: dict[str, str], worker: Pr
     await asyncio.to_thread(settings.export_path.mkdir, exist_ok=True)
     await asyncio.to_thread(plant_data_files, settings.export_path, 20_000, 30)
     command = Proc(["cleanup-exports", "--json"], env)
-    lock_key = f"bull:{settings.worker_default_queue}:{LOCK_KEY}"
+    lock_key = settings.keyspace.cleanup_lock
     deadline = time.monotonic() + 20
     while not await raw_redis.exists(lock_key):
         assert time.monotonic() < deadline, command.output

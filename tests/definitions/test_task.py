@@ -1,4 +1,4 @@
-"""The task registry: defaults, app extension, calling conventions, bad handlers."""
+"""Tasks and the registry: calling conventions, bad handlers."""
 
 from __future__ import annotations
 
@@ -6,22 +6,8 @@ from typing import Any
 
 import pytest
 
+from bullpen.definitions.task import Registry, Task
 from bullpen.errors import TaskError
-from bullpen.registry import Registry, Task, load_registry
-
-
-def test_defaults_are_the_seed_tasks() -> None:
-    assert load_registry(None).names() == ["exports.cleanup", "exports.create", "health.check"]
-
-
-def test_app_tasks_extend_the_defaults(app_env: dict[str, str]) -> None:
-    registry = load_registry("sample_app")
-    assert "test.record" in registry and "health.check" in registry
-
-
-def test_a_missing_app_module_is_a_clear_error() -> None:
-    with pytest.raises(TaskError, match=r"cannot import 'no_such_app_xyz\.tasks'"):
-        load_registry("no_such_app_xyz")
 
 
 def _none() -> None:

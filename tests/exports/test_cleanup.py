@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,13 +16,13 @@ from typing import Any
 import pytest
 import time_machine
 
-from bullpen.errors import CleanupLockedError, ExportDirectoryError
+from bullpen.errors import CleanupLockedError, ExportDirectoryError, ExportError
 from bullpen.exports import naming, sweep
-from bullpen.exports.cleanup import LOCK_KEY, run_cleanup
+from bullpen.exports.cleanup import run_cleanup
 from bullpen.exports.service import ExportService
 from bullpen.redis_lock import RedisLock
 from bullpen.settings import Settings
-from export_support import age_file, immutable, listing, make_export, make_export_id, pair
+from tests.helpers.exports import age_file, immutable, listing, make_export, make_export_id, pair
 
 HOUR_S = 3600
 
@@ -150,7 +151,7 @@ def test_file_removed_mid_run_is_not_an_error(settings: Settings,
 async def test_export_dir_missing(settings: Settings, raw_redis: Any) -> None:
     with pytest.raises(ExportDirectoryError, match="does not exist"):
         await run_cleanup(settings, raw_redis)
-    assert await raw_redis.exists(f"bull:{settings.worker_default_queue}:{LOCK_KEY}") == 0
+    assert await raw_redis.exists(settings.keyspace.cleanup_lock) == 0
 
 
 async def test_export_dir_is_a_symlink(settings: Settings, raw_redis: Any, tmp_path: Path
@@ -211,7 +212,7 @@ async def test_other_filesystem_is_never_touched(settings: Settings, raw_redis: 
 async def test_a_held_lock_skips_the_run(settings: Settings, raw_redis: Any,
                                          service: ExportService) -> None:
     expired = make_export(service, timedelta(hours=30))
-    holder = RedisLock(raw_redis, f"bull:{settings.worker_default_queue}:{LOCK_KEY}", 10_000)
+    holder = RedisLock(raw_redis, settings.keyspace.cleanup_lock, 10_000)
     assert await holder.acquire()
     try:
         with pytest.raises(CleanupLockedError, match="another export cleanup is running"):
@@ -225,14 +226,15 @@ async def test_a_held_lock_skips_the_run(settings: Settings, raw_redis: Any,
 async def test_real_run_records_stats_and_last_report(settings: Settings, raw_redis: Any,
                                                       service: ExportService) -> None:
     make_export(service, timedelta(hours=30), b"12345")
-    base = f"bull:{settings.worker_default_queue}:bullpen"
+    keys = settings.keyspace
     await run_cleanup(settings, raw_redis, dry_run=True)
-    assert await raw_redis.exists(f"{base}:stats", f"{base}:cleanup:last") == 0
+    assert await raw_redis.exists(keys.cleanup_stats, keys.cleanup_last) == 0
     report = await run_cleanup(settings, raw_redis)
-    stats = await raw_redis.hgetall(f"{base}:stats")
-    assert int(stats["cleanup|deleted_files"]) == 1
-    assert int(stats["cleanup|deleted_bytes"]) == report.bytes_freed > 5
-    last = json.loads(await raw_redis.get(f"{base}:cleanup:last"))
+    stats = await raw_redis.hgetall(keys.cleanup_stats)
+    assert int(stats["deleted_files"]) == 1
+    assert int(stats["deleted_bytes"]) == report.bytes_freed > 5
+    assert not await raw_redis.exists(keys.task_stats)  # no pseudo-task among the workers' stats
+    last = json.loads(await raw_redis.get(keys.cleanup_last))
     assert last["deleted"] == 1 and last["expired"] == report.expired
 
 
@@ -248,7 +250,6 @@ async def test_walk_runs_off_the_event_loop(settings: Settings, raw_redis: Any,
             ticks += 1
 
     def slow_walk(_scanned: int) -> None:
-        import time
 
         time.sleep(0.5)  # a long walk: blocking here must not block the loop
 
@@ -261,14 +262,13 @@ async def test_walk_runs_off_the_event_loop(settings: Settings, raw_redis: Any,
 
 
 async def test_bad_older_than_is_refused(settings: Settings, raw_redis: Any) -> None:
-    from bullpen.errors import ExportError
 
     for bad in (-1, "12", float("nan"), True):
         with pytest.raises(ExportError, match="older_than_hours"):
             await run_cleanup(settings, raw_redis, older_than_hours=bad)  # type: ignore[arg-type]
 
 
-async def test_logs_the_seed_lines(settings: Settings, raw_redis: Any, service: ExportService,
+async def test_logs_the_specified_lines(settings: Settings, raw_redis: Any, service: ExportService,
                                    caplog: pytest.LogCaptureFixture) -> None:
     make_export(service, timedelta(hours=30))
     logger = logging.getLogger("bullpen.cleanup")

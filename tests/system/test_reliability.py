@@ -23,11 +23,13 @@ import redis
 
 from bullpen.adapter import JobOptions, QueueClient, now_ms
 from bullpen.errors import RedisFullError
-from support import Fleet, PrivateRedis, recorded_runs, run_cli, start_worker
+from tests.helpers import ARTIFACTS
+from tests.helpers.processes import Fleet, recorded_runs, run_cli, start_worker
+from tests.helpers.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.reliability
 
-ARTIFACT = Path(__file__).resolve().parents[1] / "test-artifacts" / "reliability.json"
+ARTIFACT = ARTIFACTS / "reliability.json"
 # Every job keeps its completed record, so "completed" can be counted against "enqueued".
 KEEP_ALL = JobOptions(attempts=3, backoff_delay_ms=100, keep_completed=100_000)
 
@@ -80,7 +82,8 @@ async def _wait_completed(client: QueueClient, ids: set[str], timeout_s: float
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        done = set(await client.redis.zrange(client.key("completed"), 0, -1)) & ids
+        done = {str(job_id) for job_id in await client.redis.zrange(client.keys.bullmq("completed"),
+                                                                    0, -1)} & ids
         if done == ids or time.monotonic() > deadline:
             return done, await client.get_counts()
         await asyncio.sleep(0.25)

@@ -15,8 +15,8 @@ from bullpen.errors import ExporterError
 from bullpen.exports.exporters import ExportSource, exporters, get_exporter, parse_params
 from bullpen.exports.service import ExportService
 from bullpen.settings import Settings
-from export_support import finished
-from support import Proc, run_cli, start_worker
+from tests.helpers.exports import finished
+from tests.helpers.processes import Proc, run_cli, start_worker
 
 
 @pytest.fixture

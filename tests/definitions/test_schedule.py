@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bullpen.definitions.schedule import ScheduledJob, validate
 from bullpen.errors import ScheduleError
-from bullpen.registry import load_registry
-from bullpen.schedule import ScheduledJob, load_schedules, validate
+from bullpen.loader import load_registry
 
 REGISTRY = load_registry(None)
 
@@ -40,27 +40,3 @@ def test_duplicate_names_and_every_problem_are_reported_together() -> None:
     text = str(caught.value)
     assert "Schedule 'a': duplicate schedule name" in text
     assert "unknown task 'nope'" in text and "invalid cron pattern 'bad'" in text
-
-
-def test_bullpen_declares_the_hourly_cleanup() -> None:
-    [hourly] = load_schedules(None, REGISTRY)
-    assert (hourly.name, hourly.task_name, hourly.pattern) == (
-        "cleanup-exports-hourly", "exports.cleanup", "0 * * * *")
-
-
-def test_an_app_extends_the_defaults(app_env: dict[str, str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    import sample_app.schedules
-
-    monkeypatch.setenv("SAMPLE_SCHEDULES",
-                       '[{"name": "tick", "task_name": "test.record", "every_ms": 1000}]')
-    try:
-        importlib.reload(sample_app.schedules)
-        registry = load_registry("sample_app")
-        names = [item.name for item in load_schedules("sample_app", registry)]
-    finally:
-        monkeypatch.delenv("SAMPLE_SCHEDULES")
-        importlib.reload(sample_app.schedules)  # later tests in this process see no extra schedule
-    assert names == ["cleanup-exports-hourly", "tick"]

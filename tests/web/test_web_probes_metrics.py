@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from web_helpers import wait_for_state, wait_until
 
 from bullpen.adapter import QueueClient, SchedulerRecord, now_ms
-from bullpen.stats import STATS_KEY
-from bullpen.web.queries import MISSED_GRACE_MS, missed_runs
-from support import Proc
+from bullpen.reconcile import MISSED_GRACE_MS, missed_runs
+from tests.helpers.processes import Proc, start_worker
+from tests.helpers.web import wait_for_state, wait_until
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -36,7 +35,6 @@ async def test_readyz_without_then_with_a_worker(http: httpx.AsyncClient, web_en
     assert "bullpen worker" in checks["worker_heartbeat"]["reason"]
     assert "cleanup-exports-hourly" in checks["schedules_registered"]["reason"]
 
-    from support import start_worker
 
     proc = start_worker(web_env)
     try:
@@ -56,8 +54,8 @@ async def test_metrics_from_flushed_counters(http: httpx.AsyncClient, client: Qu
     for job_id in ids:
         await wait_for_state(http, job_id, "completed")
     await wait_for_state(http, failed, "failed")
-    await client.redis.hset(client.key(STATS_KEY), mapping={"cleanup|deleted_files": 4,
-                                                            "cleanup|deleted_bytes": 4096})
+    await client.redis.hset(client.keys.cleanup_stats, mapping={"deleted_files": 4,
+                                                            "deleted_bytes": 4096})
 
     async def flushed() -> bool:
         text = (await http.get("/metrics")).text

@@ -9,20 +9,22 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from bullpen.adapter import JobOptions, QueueClient
+from bullpen.definitions.schedule import ScheduledJob
+from bullpen.producer import job_options
 from bullpen.reconcile import reconcile
-from bullpen.schedule import ScheduledJob
-from support import Fleet, Proc, eventually, recorded_runs, run_cli, start_worker
+from bullpen.schedules import scheduled_jobs
+from bullpen.settings import load_settings
+from tests.helpers import NODE_DIR
+from tests.helpers.processes import Fleet, Proc, eventually, recorded_runs, run_cli, start_worker
 
 pytestmark = pytest.mark.interop
 
-NODE_DIR = Path(__file__).parent / "node"
 PEER = str(NODE_DIR / "peer.mjs")
 DATA = {"text": "héllo wörld — 日本語 🚀", "quote": "it's \"quoted\"\n",
         "nested": {"list": [1, 2.5, None, True, {"deep": ["ü", []]}], "empty": {}}}
@@ -168,9 +170,6 @@ async def test_a_six_field_pattern_fires_at_the_same_instants_under_node_and_bul
 @pytest.mark.timeout(90)
 async def test_a_mixed_fleet_runs_each_tick_once_and_both_sides_count_alike(
         app_env: dict[str, str], client: QueueClient) -> None:
-    from bullpen.schedules import scheduled_jobs
-    from bullpen.settings import load_settings
-    from bullpen.worker import job_options
 
     url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
     tick = {"name": "tick", "task_name": "test.record", "pattern": "* * * * * *"}
@@ -200,7 +199,7 @@ async def test_a_mixed_fleet_runs_each_tick_once_and_both_sides_count_alike(
     runs = [run for run in recorded_runs(queue, url) if run["scheduler"] == "tick"]
     ticks = sorted(_tick(run) for run in runs)
     by_node = [run for run in runs if str(run["worker"]).startswith("node-")]
-    late_s = max(run["at_ms"] - _tick(run) for run in runs) / 1000
+    late_s = max(float(str(run["at_ms"])) - _tick(run) for run in runs) / 1000
     gaps = [(a, b) for a, b in itertools.pairwise(ticks) if b - a != 1000]
     print(f"mixed fleet: {len(ticks)} ticks, {len(by_node)} run by Node, "
           f"{len(ticks) - len(by_node)} by bullpen; latest run {late_s:.1f} s after its tick; "

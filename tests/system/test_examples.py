@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from tests.helpers import REPO
+from tests.helpers.processes import Proc, run_cli
 
-from support import Proc, run_cli
-
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 
 
 def test_example_app_registers_its_schedules_and_runs_a_task(env: dict[str, str]) -> None:

@@ -132,15 +132,16 @@ def test_several_secrets_newest_first() -> None:
     assert parse_secrets(f" {NEW} , {OLD} ") == [NEW, OLD]
 
 
-def test_service_refuses_to_start_without_a_secret(settings: Settings) -> None:
-    weak = settings.model_copy(update={"export_token_secret": SecretStr("your-secret-here")})
+def test_service_refuses_to_start_without_a_secret(offline_settings: Settings) -> None:
+    weak = offline_settings.model_copy(
+        update={"export_token_secret": SecretStr("your-secret-here")})
     with pytest.raises(SecretError, match="placeholder"):
         ExportService(weak)
 
 
 def test_development_mode_generates_and_persists_a_secret(
-        settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    dev = settings.model_copy(update={"export_token_secret": SecretStr(""),
+        offline_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    dev = offline_settings.model_copy(update={"export_token_secret": SecretStr(""),
                                       "bullpen_env": "development",
                                       "bullpen_var_dir": tmp_path / "devvar"})
     logger = logging.getLogger("bullpen.exports")
@@ -157,16 +158,16 @@ def test_development_mode_generates_and_persists_a_secret(
     assert len(first[0].encode()) >= 32
 
 
-def test_production_mode_never_generates(settings: Settings, tmp_path: Path) -> None:
-    prod = settings.model_copy(update={"export_token_secret": SecretStr(""),
+def test_production_mode_never_generates(offline_settings: Settings, tmp_path: Path) -> None:
+    prod = offline_settings.model_copy(update={"export_token_secret": SecretStr(""),
                                        "bullpen_var_dir": tmp_path / "prodvar"})
     with pytest.raises(SecretError):
         load_secrets(prod)
     assert not (tmp_path / "prodvar").exists()
 
 
-def test_token_never_outlives_the_file(settings: Settings) -> None:
-    service = ExportService(settings)
+def test_token_never_outlives_the_file(offline_settings: Settings) -> None:
+    service = ExportService(offline_settings)
     created = NOW - timedelta(hours=23, minutes=50)
     with time_machine.travel(created, tick=False):
         export, _ = service.create("old.txt", b"x")
@@ -179,8 +180,8 @@ def test_token_never_outlives_the_file(settings: Settings) -> None:
         service.verify(issued.token)
 
 
-def test_verify_reports_a_deleted_export(settings: Settings) -> None:
-    service = ExportService(settings)
+def test_verify_reports_a_deleted_export(offline_settings: Settings) -> None:
+    service = ExportService(offline_settings)
     export, token = service.create("gone.txt", b"bye")
     assert service.verify(token).id == export.id
     assert service.delete(export.id)
@@ -188,20 +189,20 @@ def test_verify_reports_a_deleted_export(settings: Settings) -> None:
         service.verify(token)
 
 
-def test_verify_with_rotated_settings(settings: Settings) -> None:
+def test_verify_with_rotated_settings(offline_settings: Settings) -> None:
     old_service = ExportService(
-        settings.model_copy(update={"export_token_secret": SecretStr(OLD)}))
+        offline_settings.model_copy(update={"export_token_secret": SecretStr(OLD)}))
     export, token = old_service.create("r.txt", b"r")
     rotated = ExportService(
-        settings.model_copy(update={"export_token_secret": SecretStr(f"{NEW},{OLD}")}))
+        offline_settings.model_copy(update={"export_token_secret": SecretStr(f"{NEW},{OLD}")}))
     assert rotated.verify(token).id == export.id
     fresh = rotated.issue_token(export).token
     with pytest.raises(TokenInvalidError):
         old_service.verify(fresh)
 
 
-def test_custom_lifetime_and_bad_lifetime(settings: Settings) -> None:
-    service = ExportService(settings)
+def test_custom_lifetime_and_bad_lifetime(offline_settings: Settings) -> None:
+    service = ExportService(offline_settings)
     with time_machine.travel(NOW, tick=False):
         export, _ = service.create("c.txt", b"c")
         assert service.issue_token(export, expires_in_minutes=5).expires_at == \

@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from bullpen.settings import Settings
-from support import BULLPEN, run_cli
+from tests.helpers import REPO
+from tests.helpers.processes import BULLPEN, run_cli
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = REPO / "deploy"
 UNITS = ("bullpen-worker.service", "bullpen-worker@.service", "bullpen-web.service")
 INSTALLED_BULLPEN = "/opt/bullpen/.venv/bin/bullpen"
 SHUTDOWN_TIMEOUT_S = Settings.model_fields["worker_shutdown_timeout_s"].default

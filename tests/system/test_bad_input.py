@@ -15,16 +15,17 @@ import redis.asyncio as aioredis
 import time_machine
 
 from bullpen.adapter import connection_kwargs
+from bullpen.definitions.schedule import ScheduledJob, validate
 from bullpen.errors import BullpenError
 from bullpen.exports import naming
-from bullpen.exports.cleanup import LOCK_KEY, run_cleanup
+from bullpen.exports.cleanup import run_cleanup
 from bullpen.exports.service import ExportService
 from bullpen.exports.tokens import TokenSigner, parse_secrets
+from bullpen.loader import load_registry
 from bullpen.producer import check_data
-from bullpen.registry import load_registry
-from bullpen.schedule import ScheduledJob, validate
 from bullpen.settings import Settings, load_settings
-from support import free_port, run_cli
+from tests.helpers.processes import run_cli
+from tests.helpers.redis_server import free_port
 
 SECRET = "s" * 40
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -124,7 +125,7 @@ def _cleanup_error(prepare: Callable[[Path], None], **kwargs: object) -> Callabl
 def _locked_cleanup(ctx: Ctx) -> str:
     settings = ctx.settings()
     Path(ctx.env["EXPORT_DIR"]).mkdir(exist_ok=True)
-    key = f"{settings.worker_prefix}:{settings.worker_default_queue}:{LOCK_KEY}"
+    key = settings.keyspace.cleanup_lock
 
     async def go() -> None:
         connection = aioredis.Redis(**connection_kwargs(ctx.env["WORKER_REDIS_URL"]))

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from support import Proc, eventually, run_cli, start_worker
+from tests.helpers.processes import Proc, eventually, run_cli, start_worker
 
 
 def test_enqueue_refuses_unknown_tasks_and_bad_json_and_writes_nothing(

@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from bullpen.adapter import JobOptions, QueueClient
-from bullpen.reconcile import OWNED_KEY
-from conftest import TEST_SECRET
-from support import PrivateRedis, Proc, free_port, run_cli, start_worker
+from tests.helpers import TEST_SECRET
+from tests.helpers.processes import Proc, run_cli, start_worker
+from tests.helpers.redis_server import PrivateRedis, free_port
 
 
 def _doctor(env: dict[str, str]) -> tuple[int, dict[str, dict[str, Any]], str]:
@@ -103,7 +103,7 @@ async def test_orphaned_and_foreign_schedules(env: dict[str, str], client: Queue
     for name in ("old-nightly", "node-report"):
         await client.upsert_scheduler(name, "health.check", {}, pattern="0 3 * * *", every_ms=None,
                                       tz=None, options=JobOptions())
-    await client.redis.hset(client.key(OWNED_KEY), "old-nightly", "{}")
+    await client.redis.hset(client.keys.owned_schedules, "old-nightly", "{}")
     _, checks, text = _doctor(env)
     message = checks["schedules"]["message"]
     assert message == ("missing: cleanup-exports-hourly; orphaned: old-nightly; "

@@ -15,8 +15,16 @@ from typing import Any
 import pytest
 import redis
 
-from bullpen.adapter import ActiveJob, JobOptions, QueueClient, QueueWorker, WorkerOptions
-from support import PrivateRedis
+from bullpen.adapter import (
+    ActiveJob,
+    JobOptions,
+    QueueClient,
+    QueueWorker,
+    WorkerOptions,
+    connection_kwargs,
+)
+from bullpen.adapter.pipelining import PipeliningRedis
+from tests.helpers.redis_server import PrivateRedis
 
 
 @pytest.fixture
@@ -104,8 +112,6 @@ async def test_close_under_load_returns_promptly_every_time(private_url: str) ->
 
 
 async def test_pipelined_client_keeps_replies_errors_and_scripts_apart(private_url: str) -> None:
-    from bullpen.adapter import connection_kwargs
-    from bullpen.pipelining import PipeliningRedis
 
     client = PipeliningRedis(decode_responses=True, **connection_kwargs(private_url))
     try:
