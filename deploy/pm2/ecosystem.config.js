@@ -1,4 +1,4 @@
-// bullpen under PM2 (the seed's "Using PM2"), from the app directory:
+// bullpen under PM2 (the specification's "Using PM2"), from the app directory:
 //   pm2 start deploy/pm2/ecosystem.config.js && pm2 save
 //   pm2 startup          # once, so the saved list comes back after a reboot
 // Settings come from .env in `cwd` (bullpen reads it itself); `env` below only adds defaults.
