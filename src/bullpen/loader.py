@@ -62,6 +62,25 @@ def load_registry(app: str | None) -> Registry:
     return Registry(handlers)
 
 
+def importable_registry(app: str | None) -> Registry | None:
+    """The full registry when the app's tasks can be imported, else None (check skipped).
+
+    A web process that enqueues need not ship the worker's code: with BULLPEN_APP unset, or
+    its package not importable here, callers skip the task-name check. An app whose tasks
+    import but fail to load still raises TaskError: that is a bug to see, not to skip.
+    """
+    if not app:
+        return None
+    try:
+        return load_registry(app)
+    except TaskError as exc:
+        missing = exc.__cause__
+        if isinstance(missing, ModuleNotFoundError) and missing.name is not None and (
+                app == missing.name or app.startswith(missing.name + ".")):
+            return None
+        raise
+
+
 def load_schedules(app: str | None, registry: Registry) -> list[ScheduledJob]:
     """bullpen's scheduled_jobs plus `<app>.schedules.scheduled_jobs`, validated."""
     items = list(scheduled_jobs)
