@@ -9,10 +9,12 @@ from typing import Any, Protocol
 from bullpen.client.job import Job
 from bullpen.errors import ExportError
 from bullpen.exports import formats
+from bullpen.exports.exporters import Exporter
 from bullpen.exports.service import ExportService, IssuedToken, Source
 from bullpen.exports.serving import Download, prepare_download
 from bullpen.exports.store import Export
 from bullpen.settings import Settings
+from bullpen.tasks.create_export import parse_request
 
 EXPORT_TASK = "exports.create"
 ASYNC_BATCH_ROWS = 500
@@ -20,6 +22,9 @@ ASYNC_BATCH_ROWS = 500
 
 class _Enqueuer(Protocol):
     settings: Settings
+    exporters: Mapping[str, Exporter] | None
+
+    async def open(self) -> Any: ...
 
     async def enqueue(self, task: str, data: Any = None, *, delay_ms: int = 0,
                       job_id: str | None = None, attempts: int | None = None,
@@ -109,6 +114,10 @@ class Exports:
         for key, value in (("filename", filename), ("label", label), ("owner", owner)):
             if value is not None:
                 data[key] = value
+        await self._client.open()
+        if self._client.exporters is not None:
+            # Known here only when the app's code is importable; the worker checks it anyway.
+            parse_request(data, self._client.exporters)
         return await self._client.enqueue(EXPORT_TASK, data)
 
     def serve(self, token: str, *, range_header: str | None = None,

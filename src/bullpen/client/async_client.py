@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -15,13 +16,17 @@ from bullpen.client.job import Job, JobInfo, JobSpec
 from bullpen.client.waiter import JobWaiter
 from bullpen.definitions.task import Registry
 from bullpen.errors import ClientError, JobDataError, RedisUnavailableError, UnknownTaskError
-from bullpen.loader import importable_registry, load_registry
+from bullpen.exports.exporters import Exporter
+from bullpen.loader import importable_registry, load_exporters, load_registry
 from bullpen.producer import check_data, enqueue, job_options
 from bullpen.redis_url import redact, resolve_url
 from bullpen.settings import Settings, load_settings
 
 MAX_PRIORITY = 2_097_152  # BullMQ's highest priority (2^21)
 POLL_INTERVAL_S = 5.0
+# The first Client opened on each event loop: what `@task`'s `.enqueue()` uses by default.
+_opened: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
+    weakref.WeakKeyDictionary())
 
 
 def resolve_settings(settings: Settings | None, redis_url: str | None,
@@ -61,6 +66,7 @@ class Client:
         self._queue: QueueClient | None = None
         self._waiter: JobWaiter | None = None
         self._registry: Registry | None = None
+        self.exporters: Mapping[str, Exporter] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Lock | None = None
         self._closed = False
@@ -86,21 +92,36 @@ class Client:
             raise RedisUnavailableError(
                 f"Redis at {redact(url)} does not answer ({type(exc).__name__}: {exc}); check "
                 "WORKER_REDIS_URL and that the server runs (bullpen doctor tells more)") from None
-        self._registry = await asyncio.to_thread(self._load_registry)
+        await asyncio.to_thread(self._load_definitions)
         queue = QueueClient(url, self.settings.worker_default_queue, self.settings.worker_prefix)
         self._waiter = JobWaiter(connection_kwargs(url), queue.keys, self._poll_interval_s)
         self._queue = queue
+        _opened.setdefault(asyncio.get_running_loop(), self)
 
-    def _load_registry(self) -> Registry | None:
+    def _load_definitions(self) -> None:
+        app = self.settings.bullpen_app
         if self._check_tasks is False:
-            return None
-        if self._check_tasks:
-            return load_registry(self.settings.bullpen_app)
-        return importable_registry(self.settings.bullpen_app)
+            return
+        self._registry = (load_registry(app) if self._check_tasks
+                          else importable_registry(app))
+        if self._registry is not None:
+            self.exporters = load_exporters(app)
+
+    @classmethod
+    def current(cls) -> Client:
+        """The first Client opened on the running event loop and still open."""
+        found = _opened.get(asyncio.get_running_loop())
+        if found is None or found._closed:
+            raise ClientError(
+                "no bullpen Client is open on this event loop: open one at start-up (`async "
+                "with bullpen.Client() as client:` in your app's lifespan) or pass client=")
+        return found
 
     async def close(self) -> None:
         """Close the connections; waits still pending end with CancelledError."""
         self._closed = True
+        if self._loop is not None and _opened.get(self._loop) is self:
+            del _opened[self._loop]
         if self._waiter is not None:
             await self._waiter.close()
         if self._queue is not None:
