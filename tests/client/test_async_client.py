@@ -54,10 +54,12 @@ async def test_enqueue_then_wait_returns_the_tasks_result(client: Client, worker
 
 async def test_a_failed_job_raises_job_failed_with_its_reason(client: Client,
                                                               worker: Proc) -> None:
-    job = await client.enqueue("test.give_up")
+    # Delayed, so the wait is in place before the job runs and the failure arrives as an event.
+    job = await client.enqueue("test.give_up", delay_ms=300)
     with pytest.raises(JobFailed, match="bad input: will not retry") as caught:
         await job.wait(timeout=15)
     assert caught.value.job_id == job.id and caught.value.task == "test.give_up"
+    assert caught.value.attempts_made == 1
     assert await job.status() == "failed"
 
 
