@@ -26,6 +26,8 @@ class DeclaredTask(Generic[P, R]):
         self.name = name
         self.handler = handler
         functools.update_wrapper(self, handler)
+        # A module imported again (a reload) declares its tasks again: the new ones replace them.
+        _declared[:] = [task for task in _declared if task._key != self._key]
         _declared.append(self)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -37,6 +39,10 @@ class DeclaredTask(Generic[P, R]):
     @property
     def module(self) -> str:
         return str(getattr(self.handler, "__module__", ""))
+
+    @property
+    def _key(self) -> tuple[str, str, str]:
+        return self.name, self.module, str(getattr(self.handler, "__qualname__", ""))
 
 
 def declared_in(package: str) -> list[DeclaredTask[Any, Any]]:

@@ -45,6 +45,8 @@ class FunctionExporter:
         self._arity = arity
         self._page_size = page_size
         self.__doc__ = rows.__doc__
+        # A module imported again (a reload) declares again: the new exporter replaces the old.
+        _declared[:] = [item for item in _declared if item._key != self._key]
         _declared.append(self)
 
     def __repr__(self) -> str:
@@ -53,6 +55,10 @@ class FunctionExporter:
     @property
     def module(self) -> str:
         return str(getattr(self.rows, "__module__", ""))
+
+    @property
+    def _key(self) -> tuple[str, str, str]:
+        return self.name, self.module, str(getattr(self.rows, "__qualname__", ""))
 
     def parse_params(self, params: Mapping[str, Any]) -> Any:
         if self._params_model is None:
