@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from bullpen import Client, JobFailed, JobSpec
 from bullpen.client import waiter
+from bullpen.client.job import STATE_LOOKUP_S
 from bullpen.errors import (
     ClientError,
     JobDataError,
@@ -210,3 +211,16 @@ def _try_other_loop(client: Client) -> str:
     except ClientError as exc:
         return str(exc)
     return "no error"
+
+
+async def test_a_wait_keeps_its_timeout_when_redis_is_gone(tmp_path: Path,
+                                                           app_env: dict[str, str]) -> None:
+    server = PrivateRedis(tmp_path / "redis", persistent=False).start()
+    async with Client(redis_url=server.url) as private:
+        job = await private.enqueue("test.record")
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await job.wait(timeout=1)
+        # The timeout, then at most the quick state lookup for the message.
+        assert time.monotonic() - started < 1 + STATE_LOOKUP_S + 1.0

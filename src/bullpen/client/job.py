@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
 
+from redis.exceptions import RedisError
+
 from bullpen.adapter import JobRecord
 from bullpen.errors import JobFailedError, JobNotFoundError, JobTimeoutError
 
+STATE_LOOKUP_S = 2.0
 JobState = Literal["waiting", "active", "delayed", "prioritized", "completed", "failed", "paused",
                    "waiting-children", "unknown"]
 
@@ -100,12 +104,19 @@ class Job:
         try:
             state, result, reason = await self._source._outcome(self.id, timeout)
         except TimeoutError:
-            raise JobTimeoutError(self.id, timeout or 0, await self.status()) from None
+            raise JobTimeoutError(self.id, timeout or 0, await self._state_now()) from None
         if state == "failed":
             info = await self._source.get_job(self.id)
             raise JobFailedError(self.id, info.task if info else self.task, reason,
                                  info.attempts_made if info else None)
         return result
+
+    async def _state_now(self) -> str | None:
+        """The state for a timeout's message, if Redis tells it quickly."""
+        try:
+            return await asyncio.wait_for(self.status(), STATE_LOOKUP_S)
+        except (TimeoutError, RedisError):
+            return None
 
     async def status(self) -> JobState:
         """The job's state now; "unknown" if it does not exist (never added, or removed)."""

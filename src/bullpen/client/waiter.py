@@ -100,15 +100,17 @@ class JobWaiter:
         self._reader: aioredis.Redis | None = None
 
     async def wait(self, job_id: str, timeout_s: float | None) -> Outcome:
-        """The job's outcome; JobNotFoundError if it does not exist, TimeoutError on time."""
-        await self._start()
+        """The job's outcome; JobNotFoundError if it does not exist, TimeoutError on time
+        (the timeout covers everything, a Redis that does not answer included)."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(job_id, []).append(future)
         try:
-            now = (await outcomes(self._redis, self._keys, [job_id]))[job_id]
-            if now is not None:
-                self._resolve(now)
-            outcome = await asyncio.wait_for(future, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._start()
+                self._waiting.setdefault(job_id, []).append(future)
+                now = (await outcomes(self._redis, self._keys, [job_id]))[job_id]
+                if now is not None:
+                    self._resolve(now)
+                outcome = await future
         finally:
             self._forget(job_id, future)
         if outcome.missing:
