@@ -27,9 +27,9 @@ def create_app() -> Flask:
                 order = Order(customer=body["customer"], total=int(body["total"]))
                 session.add(order)
                 session.flush()  # assigns order.id inside the transaction
-                if order.total <= 0:
-                    raise ValueError("total must be positive")
                 enqueue_after_commit(session, "orders.confirm", {"order_id": order.id})
+                if order.total <= 0:  # a later step fails: no order, and no job either
+                    raise ValueError("total must be positive")
                 order_id = order.id
         except ValueError as exc:
             return {"error": str(exc)}, 400  # rolled back: no order, no job

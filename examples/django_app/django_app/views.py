@@ -28,11 +28,11 @@ def place_order(request: HttpRequest) -> JsonResponse:
     try:
         with transaction.atomic():
             order = Order.objects.create(customer=body["customer"], total=int(body["total"]))
-            if order.total <= 0:
-                raise ValueError("total must be positive")
             # The worker must find the row: enqueue once the transaction has committed.
             transaction.on_commit(lambda: queued.append(
                 jobs.enqueue("orders.confirm", {"order_id": order.pk})))
+            if order.total <= 0:  # a later step fails: no order, and no job either
+                raise ValueError("total must be positive")
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)  # rolled back: no row, no job
     return JsonResponse({"order_id": order.pk, "job_id": queued[0].id}, status=201)
