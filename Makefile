@@ -8,7 +8,7 @@ PYTHON ?= python3
 $(BIN)/bullpen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,examples]"
 	touch $@
 
 tests/node/node_modules/.package-lock.json: tests/node/package-lock.json

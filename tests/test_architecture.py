@@ -25,7 +25,7 @@ FLOORS: list[tuple[str, ...]] = [
      "bullpen.runtime.stats", "bullpen.runtime.heartbeat"),
     ("bullpen.tasks", "bullpen.schedules"),
     ("bullpen.loader",),
-    ("bullpen.runtime",),
+    ("bullpen.client", "bullpen.runtime"),
     ("bullpen.web", "bullpen.doctor"),
     ("bullpen.cli",),
     ("bullpen", "bullpen.__main__"),

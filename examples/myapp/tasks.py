@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bullpen import JobContext
+from bullpen import JobContext, task
 
 
 def send_digest(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
@@ -17,6 +17,11 @@ def send_digest(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 async def warm_cache(data: dict[str, Any]) -> str:
     """An `async def` handler taking only the job data: it runs on the worker's event loop."""
     return f"warmed {data.get('keys', 0)} keys"
+
+
+@task("invoice.send")  # the job's name in Redis: `bullpen enqueue` and Node producers use it too
+def send_invoice(data: dict[str, Any]) -> str:
+    return f"invoice {data['order_id']} sent"
 
 
 task_handlers = {

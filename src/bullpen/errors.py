@@ -115,3 +115,33 @@ class ActionError(BullpenError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ClientError(BullpenError):
+    """The app-facing client was used wrongly: closed, not open, or on the wrong event loop."""
+
+
+class JobFailedError(BullpenError):
+    """A job waited on ended in `failed`; `reason` is BullMQ's failedReason for its last attempt."""
+
+    def __init__(self, job_id: str, task: str | None, reason: str | None,
+                 attempts_made: int | None = None) -> None:
+        self.job_id = job_id
+        self.task = task
+        self.reason = reason or "(no reason recorded)"
+        self.attempts_made = attempts_made
+        tries = f" after {attempts_made} attempt(s)" if attempts_made else ""
+        named = f" ({task})" if task else ""
+        super().__init__(f"job {job_id!r}{named} failed{tries}: {self.reason}")
+
+
+class JobTimeoutError(BullpenError, TimeoutError):
+    """A wait for a job's result ran out of time; the job itself goes on."""
+
+    def __init__(self, job_id: str, timeout_s: float, state: str | None = None) -> None:
+        self.job_id = job_id
+        self.timeout_s = timeout_s
+        self.state = state
+        still = f" (still {state})" if state else ""
+        super().__init__(f"job {job_id!r} did not finish within {timeout_s:g} s{still}; it keeps "
+                         "running: wait again, or check its status")

@@ -1,4 +1,4 @@
-"""The one place that imports task and schedule definitions: bullpen's own and the app's.
+"""The one place that imports the app's definitions: tasks, schedules and exporters.
 
 Worker, web, CLI and doctor all start here. The app (`BULLPEN_APP`) is imported by name from
 the installed packages and, after them, the working directory, so a stray module in the
@@ -12,13 +12,18 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
+from bullpen.definitions.declared import declared_in, plain_handler
 from bullpen.definitions.schedule import ScheduledJob, validate
 from bullpen.definitions.task import Handler, Registry
 from bullpen.errors import TaskError
+from bullpen.exports import function_exporter
+from bullpen.exports.exporters import Exporter, exporters
 from bullpen.schedules import scheduled_jobs
 from bullpen.tasks import task_handlers
+from bullpen.tasks.create_export import export_task
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +55,81 @@ def import_attribute(module_name: str, attribute: str, required: bool) -> Any:
     return getattr(module, attribute)
 
 
+def _optional_module(module_name: str) -> ModuleType | None:
+    """The module, or None when it does not exist (an import error inside it still raises)."""
+    _make_app_importable()
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise TaskError(f"cannot import {module_name!r}: {exc}") from exc
+
+
+def _add(handlers: dict[str, Handler], name: str, handler: Handler, where: str) -> None:
+    known = handlers.get(name)
+    if known is not None and plain_handler(known) is not plain_handler(handler) and \
+            name not in task_handlers:
+        raise TaskError(f"task {name!r} is declared twice ({where}); give one of them another "
+                        "name")
+    handlers[name] = plain_handler(handler)
+
+
+def load_exporters(app: str | None) -> dict[str, Exporter]:
+    """bullpen's exporters plus the app's: `<app>.exporters.exporters` (a list) and every
+    `@exporter` declared in the app's package."""
+    found: dict[str, Exporter] = dict(exporters)
+    module = _optional_module(f"{app}.exporters") if app else None
+    if app is None or module is None:
+        return found
+    listed = getattr(module, "exporters", [])
+    if isinstance(listed, Mapping):
+        listed = list(listed.values())
+    for item in [*listed, *function_exporter.declared_in(app)]:
+        if not hasattr(item, "pages") or not isinstance(getattr(item, "name", None), str):
+            raise TaskError(f"{app}.exporters: {item!r} is not an exporter (use @exporter)")
+        found[item.name] = item
+    return found
+
+
 def load_registry(app: str | None) -> Registry:
-    """bullpen's task_handlers, extended (and overridable) by `<app>.tasks.task_handlers`."""
+    """bullpen's task_handlers, extended (and overridable) by the app's: `<app>.tasks`'s
+    `task_handlers` dict and every `@task` declared in the app's package; `exports.create`
+    sees the app's exporters."""
     handlers: dict[str, Handler] = dict(task_handlers)
-    if app:
-        extra = import_attribute(f"{app}.tasks", "task_handlers", required=False)
-        if extra is not None:
-            if not isinstance(extra, Mapping):
-                raise TaskError(f"{app}.tasks.task_handlers must be a dict, got {type(extra)}")
-            handlers.update(extra)
+    if not app:
+        return Registry(handlers)
+    module = _optional_module(f"{app}.tasks")
+    extra = getattr(module, "task_handlers", {}) if module is not None else {}
+    if not isinstance(extra, Mapping):
+        raise TaskError(f"{app}.tasks.task_handlers must be a dict, got {type(extra)}")
+    for name, handler in extra.items():
+        _add(handlers, name, handler, f"in {app}.tasks.task_handlers")
+    for declared in declared_in(app):
+        _add(handlers, declared.name, declared, f"by @task in {declared.module}")
+    app_exporters = load_exporters(app)
+    if app_exporters.keys() != exporters.keys():
+        handlers["exports.create"] = export_task(app_exporters)
     return Registry(handlers)
+
+
+def importable_registry(app: str | None) -> Registry | None:
+    """The full registry when the app's tasks can be imported, else None (check skipped).
+
+    A web process that enqueues need not ship the worker's code: with BULLPEN_APP unset, or
+    its package not importable here, callers skip the task-name check. An app whose tasks
+    import but fail to load still raises TaskError: that is a bug to see, not to skip.
+    """
+    if not app:
+        return None
+    try:
+        return load_registry(app)
+    except TaskError as exc:
+        missing = exc.__cause__
+        if isinstance(missing, ModuleNotFoundError) and missing.name is not None and (
+                app == missing.name or app.startswith(missing.name + ".")):
+            return None
+        raise
 
 
 def load_schedules(app: str | None, registry: Registry) -> list[ScheduledJob]:

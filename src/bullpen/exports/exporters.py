@@ -101,11 +101,13 @@ exporters: dict[str, Exporter] = {
 }
 
 
-def get_exporter(name: Any) -> Exporter:
-    """The registered exporter, or ExporterError naming the ones that exist."""
-    exporter = exporters.get(name) if isinstance(name, str) else None
+def get_exporter(name: Any, registry: Mapping[str, Exporter] | None = None) -> Exporter:
+    """The registered exporter (bullpen's own unless `registry` is given), or ExporterError
+    naming the ones that exist."""
+    registry = exporters if registry is None else registry
+    exporter = registry.get(name) if isinstance(name, str) else None
     if exporter is None:
-        known = ", ".join(sorted(exporters))
+        known = ", ".join(sorted(registry))
         raise ExporterError(f"unknown exporter {name!r} (known: {known})")
     return exporter
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bullpen.definitions.task import Handler
 from bullpen.errors import ExportError, SecretError, UnrecoverableJobError
 from bullpen.exports import formats
 from bullpen.exports.exporters import Exporter, ExportSource, get_exporter, parse_params
@@ -36,8 +37,11 @@ def _text_or_none(data: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def parse_request(data: Any) -> ExportRequest:
-    """The job data checked up front, so bad input fails the job once, without retries."""
+def parse_request(data: Any, registry: Mapping[str, Exporter] | None = None) -> ExportRequest:
+    """The job data checked up front, so bad input fails the job once, without retries.
+
+    Exporters are looked up in `registry` (bullpen's own plus the app's), else bullpen's own.
+    """
     if not isinstance(data, Mapping):
         raise ExportError('exports.create: job data must be an object such as '
                           '{"exporter": "jobs.history", "format": "csv", "params": {}}')
@@ -45,7 +49,7 @@ def parse_request(data: Any) -> ExportRequest:
     if unknown:
         raise ExportError(f"exports.create: unknown keys {unknown} "
                           f"(allowed: {', '.join(sorted(_KNOWN_KEYS))})")
-    exporter = get_exporter(data.get("exporter"))
+    exporter = get_exporter(data.get("exporter"), registry)
     fmt = formats.check_format(data.get("format", "csv"))
     stem = _text_or_none(data, "filename") or exporter.default_filename
     return ExportRequest(
@@ -68,9 +72,19 @@ async def _fill(writer: ExportWriter, request: ExportRequest, source: ExportSour
     return rows
 
 
-async def create_export(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+def export_task(registry: Mapping[str, Exporter] | None = None) -> Handler:
+    """The `exports.create` handler over `registry`; the loader binds the app's exporters."""
+
+    async def create_export(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        return await _create(registry, data, ctx)
+
+    return create_export
+
+
+async def _create(registry: Mapping[str, Exporter] | None, data: dict[str, Any],
+                  ctx: JobContext) -> dict[str, Any]:
     try:
-        request = parse_request(data)
+        request = parse_request(data, registry)
         service = ExportService(ctx.settings)
         writer = service.open_writer(request.filename, format=request.format,
                                      label=request.label, owner=request.owner)
@@ -89,3 +103,6 @@ async def create_export(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]
         "download_path": f"/exports/{issued.token}",
         "created_at": export.created_at.isoformat(),
     }
+
+
+create_export = export_task()

@@ -6,6 +6,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
+from pydantic import SecretStr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,9 +20,11 @@ from bullpen.errors import SecretError
 from bullpen.exports.service import ExportService
 from bullpen.loader import Definitions, load_definitions
 from bullpen.redis_url import redact, resolve_url
-from bullpen.settings import Settings
+from bullpen.settings import Settings, load_settings
 from bullpen.web import api, downloads, forms, metrics, pages, probes
+from bullpen.web.host_auth import AuthHook, HostAuthMiddleware
 from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware
+from bullpen.web.paths import route_path
 from bullpen.web.security import Guard
 from bullpen.web.state import WebState
 from bullpen.web.templating import build_templates, render
@@ -52,8 +55,14 @@ def _routes(exports: ExportService | None) -> list[BaseRoute]:
     return routes
 
 
+def _without_own_auth(settings: Settings) -> Settings:
+    """The host's hook decides who gets in; bullpen's token and basic auth are not asked for."""
+    return settings.model_copy(update={"web_auth_token": SecretStr(""),
+                                       "web_basic_auth": SecretStr("")})
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
-    if request.url.path.startswith("/api"):
+    if route_path(request.scope).startswith("/api"):
         return Response('{"error": "not found"}', 404, media_type="application/json")
     return render(request, "error.html", status=404, message="No such page.", title="Not found")
 
@@ -63,18 +72,25 @@ async def _redis_down(request: Request, exc: Exception) -> Response:
     message = (f"Redis at {shown} is unreachable ({type(exc).__name__}); check WORKER_REDIS_URL "
                "and that the server is running, then reload")
     log.warning("%s %s: %s", request.method, request.url.path, message)
-    if request.url.path.startswith("/api") or request.url.path == "/metrics":
+    path = route_path(request.scope)
+    if path.startswith("/api") or path == "/metrics":
         return Response(json.dumps({"error": message}), 503, media_type="application/json")
     return render(request, "error.html", status=503, message=message, title="Redis unreachable")
 
 
-def create_app(settings: Settings, *, definitions: Definitions | None = None,
+def create_app(settings: Settings | None = None, *, definitions: Definitions | None = None,
                client: QueueClient | None = None, exports: ExportService | None = None,
-               request_deadline_s: float = REQUEST_DEADLINE_S) -> Starlette:
-    """Build the app; tests pass their own client, `bullpen web` passes none.
+               request_deadline_s: float = REQUEST_DEADLINE_S,
+               authenticate: AuthHook | None = None) -> Starlette:
+    """Build the dashboard app: `bullpen web` serves it, a host ASGI app mounts it.
 
-    Tasks and schedules are loaded from BULLPEN_APP unless `definitions` is given.
+    Settings are read as the worker reads them unless given; tasks and schedules are loaded
+    from BULLPEN_APP unless `definitions` is given; tests pass their own `client`. Mounted
+    (`host.mount("/admin/jobs", create_app())`), every link, redirect and form stays under the
+    prefix. `authenticate` puts the dashboard behind the host's own sign-in instead of
+    WEB_AUTH_TOKEN / WEB_BASIC_AUTH (see `web/host_auth.py`).
     """
+    settings = settings if settings is not None else load_settings()
     if definitions is None:
         definitions = load_definitions(settings.bullpen_app)
     url = resolve_url(settings) if client is None else ""
@@ -90,13 +106,16 @@ def create_app(settings: Settings, *, definitions: Definitions | None = None,
         if client is None:
             await state.client.close()
 
-    guard = Guard(settings)
+    guard = Guard(settings if authenticate is None else _without_own_auth(settings))
     max_body = 3 * settings.job_max_data_bytes + BODY_OVERHEAD_BYTES
+    host_auth = [] if authenticate is None else [
+        Middleware(HostAuthMiddleware, authenticate=authenticate)]
     app = Starlette(
         routes=_routes(state.exports),
         middleware=[
             Middleware(DeadlineMiddleware, deadline_s=request_deadline_s,
                        redis_shown=state.redis_url_shown),
+            *host_auth,
             Middleware(SecurityMiddleware, guard=guard, max_body_bytes=max_body),
         ],
         exception_handlers={404: _not_found, RedisConnectionError: _redis_down},

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from bullpen.errors import ActionError
 from bullpen.web import actions
+from bullpen.web.paths import url
 from bullpen.web.security import SESSION_COOKIE, Guard
 from bullpen.web.state import WebState, export_service, web_state
 from bullpen.web.templating import render, set_flash
@@ -32,13 +33,13 @@ def form_action(action: Action, default_next: str = "/"
 
     async def endpoint(request: Request) -> Response:
         form = await request.form()
-        back = local_path(str(form.get("next", "")), default_next)
+        back = local_path(str(form.get("next", "")), url(request, default_next))
         try:
             message, target = await action(request, web_state(request))
             ok = True
         except ActionError as exc:
             message, target, ok = str(exc), None, False
-        response = RedirectResponse(target or back, status_code=303)
+        response = RedirectResponse(url(request, target) if target else back, status_code=303)
         set_flash(response, message, ok)
         return response
 
@@ -115,13 +116,14 @@ def _guard(request: Request) -> Guard:
 
 
 async def login_form(request: Request) -> Response:
-    return render(request, "login.html", next=local_path(request.query_params.get("next", ""), "/"),
+    return render(request, "login.html",
+                  next=local_path(request.query_params.get("next", ""), url(request, "/")),
                   error=None, token_auth=_guard(request).uses_token)
 
 
 async def login(request: Request) -> Response:
     form = await request.form()
-    target = local_path(str(form.get("next", "")), "/")
+    target = local_path(str(form.get("next", "")), url(request, "/"))
     guard = _guard(request)
     if not guard.check_token(str(form.get("token", ""))):
         return render(request, "login.html", status=401, next=target,
@@ -133,7 +135,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    response = RedirectResponse("/login", status_code=303)
+    response = RedirectResponse(url(request, "/login"), status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bullpen.web.paths import root_path, route_path
 from bullpen.web.security import CSRF_COOKIE, Guard
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -31,7 +32,7 @@ class DeadlineMiddleware:
         self.redis_shown = redis_shown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/exports/"):
+        if scope["type"] != "http" or route_path(scope).startswith("/exports/"):
             await self.app(scope, receive, send)
             return
         started = False
@@ -49,7 +50,7 @@ class DeadlineMiddleware:
                 raise
             text = (f"Redis at {self.redis_shown} did not answer within {self.deadline_s:g} s; "
                     "check WORKER_REDIS_URL and that the server is running, then reload")
-            wants_json = scope["path"].startswith(("/api", "/readyz"))
+            wants_json = route_path(scope).startswith(("/api", "/readyz"))
             reply = JSONResponse({"error": text}, 503) if wants_json else _plain(503, text)
             await reply(scope, receive, send)
 
@@ -68,7 +69,7 @@ class SecurityMiddleware:
             return
         request = Request(scope)
         method = request.method
-        if not is_public(scope["path"], method) and not self.guard.authenticated(request):
+        if not is_public(route_path(scope), method) and not self.guard.authenticated(request):
             await self._challenge(request)(scope, receive, send)
             return
         nonce = request.cookies.get(CSRF_COOKIE)
@@ -81,7 +82,7 @@ class SecurityMiddleware:
                 await _plain(413, "request body too large")(scope, receive, send)
                 return
             if not self.guard.csrf_ok(request, body, nonce):
-                await _plain(403, _csrf_hint(scope["path"]))(scope, receive, send)
+                await _plain(403, _csrf_hint(route_path(scope)))(scope, receive, send)
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, _with_cookie(send, fresh_nonce, scope))
@@ -89,8 +90,10 @@ class SecurityMiddleware:
     def _challenge(self, request: Request) -> Response:
         path = request.url.path
         wants_html = "text/html" in request.headers.get("accept", "")
-        if wants_html and self.guard.uses_token and not path.startswith("/api"):
-            return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+        api = route_path(request.scope).startswith("/api")
+        if wants_html and self.guard.uses_token and not api:
+            login = f"{root_path(request.scope)}/login?next={quote(path)}"
+            return RedirectResponse(login, status_code=303)
         scheme = 'Basic realm="bullpen"' if self.guard.uses_basic else "Bearer"
         return JSONResponse({"error": "authentication required"}, status_code=401,
                             headers={"WWW-Authenticate": scheme})
@@ -140,7 +143,7 @@ def _replay(body: bytes, original: Receive) -> Receive:
 def _is_page(message: Message, scope: Scope) -> bool:
     """Only dashboard pages carry forms; downloads, probes and JSON get no cookie."""
     content_type = MutableHeaders(scope=message).get("content-type", "")
-    return content_type.startswith("text/html") and not scope["path"].startswith("/exports/")
+    return content_type.startswith("text/html") and not route_path(scope).startswith("/exports/")
 
 
 def _with_cookie(send: Send, nonce: str | None, scope: Scope) -> Send:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from bullpen.web.paths import root_path, route_path
 from bullpen.web.security import SESSION_COOKIE
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -96,7 +97,8 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
         "redis_url": request.app.state.web.redis_url_shown,
         "queue": request.app.state.web.settings.worker_default_queue,
         "exports_enabled": request.app.state.web.exports is not None,
-        "path": request.url.path,
+        "path": route_path(request.scope),
+        "root": root_path(request.scope),
         "signed_in": SESSION_COOKIE in request.cookies,
         **context,
     }, status_code=status)

@@ -1,0 +1,1 @@
+"""A FastAPI app that uses bullpen: enqueue and follow jobs, exports, the dashboard mounted."""

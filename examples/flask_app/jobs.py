@@ -1,0 +1,5 @@
+"""One SyncClient for the whole process: Flask's request threads share its connections."""
+
+from bullpen import SyncClient
+
+jobs = SyncClient()

@@ -1,0 +1,1 @@
+"""A test app declared with `@task` and `@exporter` only (no task_handlers dict)."""
