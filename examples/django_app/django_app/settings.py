@@ -22,3 +22,5 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
+# Django otherwise sets the process's TZ to America/Chicago (its default TIME_ZONE).
+TIME_ZONE = "UTC"
