@@ -60,6 +60,8 @@ def test_systemd_unit_settings(name: str) -> None:
     assert service["KillSignal"] == ["SIGTERM"]
     if "worker" in name:  # systemd's SIGKILL must come after the worker's own drain timeout
         assert _seconds(service["TimeoutStopSec"][0]) > SHUTDOWN_TIMEOUT_S
+        # One SIGTERM to bullpen, not one more to each of its worker processes.
+        assert service["KillMode"] == ["mixed"]
     assert "/etc/bullpen/bullpen.env" in service["EnvironmentFile"]
     assert service["NoNewPrivileges"] == ["yes"]
     assert service["ProtectSystem"] == ["strict"]
@@ -133,10 +135,12 @@ def test_process_manager_recipes() -> None:
     worker = supervisor["program:bullpen-worker"]
     assert worker["stopsignal"] == "TERM"
     assert int(worker["stopwaitsecs"]) > SHUTDOWN_TIMEOUT_S
+    assert worker["stopasgroup"] == "false"  # bullpen passes the stop on to its processes
     pm2 = _pm2_apps()
     if pm2 is not None:
         by_name = {app["name"]: app for app in pm2}
         assert by_name["bullpen-worker"]["interpreter"] == "none"
+        assert by_name["bullpen-worker"]["treekill"] is False
         assert by_name["bullpen-worker"]["kill_timeout"] > SHUTDOWN_TIMEOUT_S * 1000
 
 

@@ -18,6 +18,7 @@ from bullpen.reconcile import log_result, reconcile
 from bullpen.redis_url import redact, wait_for_redis
 from bullpen.runtime import heartbeat
 from bullpen.runtime.dispatch import Dispatcher
+from bullpen.runtime.stop import STOP_SIGNALS, StopRequests
 from bullpen.settings import Settings, unknown_variables
 
 log = logs.get("worker")
@@ -45,13 +46,15 @@ class WorkerProcess:
         self.url = url
         self.embedded = embedded
         self.stop = asyncio.Event()
-        self._signals = 0
+        self._requests = StopRequests()
 
     def _on_signal(self, signum: int) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            log.warning("Second %s: exiting now; active jobs will be recovered by the stalled "
-                        "check", signal.Signals(signum).name)
+        request = self._requests.register()
+        if not request:
+            return  # the same stop request, from another sender (terminal, group, supervisor)
+        if request > 1:
+            log.warning("Second stop request (%s): exiting now; active jobs will be recovered "
+                        "by the stalled check", signal.Signals(signum).name)
             logging.shutdown()
             os._exit(1)
         log.info("%s received: no new jobs; finishing active ones (up to %.0f s)",
@@ -60,7 +63,7 @@ class WorkerProcess:
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
 
     async def run(self) -> int:
