@@ -34,7 +34,7 @@ class UnknownTaskError(TaskError):
         self.known = sorted(known)
         listed = ", ".join(self.known) or "none"
         close = difflib.get_close_matches(name, self.known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "check the spelling"
+        hint = f"did you mean {close[0]!r}?" if close else "check the spelling."
         super().__init__(f"no handler registered for task {name!r} (known: {listed}); {hint} "
                          "New tasks go in your app's tasks.task_handlers (BULLPEN_APP).")
 

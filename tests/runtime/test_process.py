@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
+from bullpen.runtime.stats import read_stats
 from tests.helpers.processes import Proc, recorded_runs, run_cli, running_worker, start_worker
 from tests.helpers.redis_server import PrivateRedis
 
@@ -50,9 +51,9 @@ async def test_start_up_logs_the_specified_lines_and_processes_health_check(
     assert positions == sorted(positions)
 
 
-async def test_unknown_task_fails_that_job_and_the_worker_carries_on(
+async def test_unknown_task_fails_that_job_logged_and_counted_and_the_worker_carries_on(
         app_env: dict[str, str], client: QueueClient) -> None:
-    with running_worker(app_env):
+    with running_worker(app_env) as worker:
         bad = await client.add("no.such.task", {}, JobOptions(attempts=1))
         good = await client.add("test.record", {"n": 1}, JobOptions())
         await _wait_state(client, bad, "failed")
@@ -61,6 +62,13 @@ async def test_unknown_task_fails_that_job_and_the_worker_carries_on(
         assert record is not None and record.failed_reason is not None
         assert record.failed_reason.startswith(
             "no handler registered for task 'no.such.task' (known: exports.cleanup")
+        assert "check the spelling. New tasks go in" in record.failed_reason
+        worker.wait_for(f"Job {bad} of type no.such.task failed (attempt 1 of 1): no handler "
+                        "registered for task 'no.such.task'")
+        deadline = time.monotonic() + 5  # counters reach Redis with the next heartbeat
+        while (await read_stats(client)).get("no.such.task", {}).get("failed") != 1:
+            assert time.monotonic() < deadline, await read_stats(client)
+            await asyncio.sleep(0.1)
 
 
 async def test_sync_and_async_handlers_both_run_and_write_job_logs(

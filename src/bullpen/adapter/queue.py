@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,13 +127,28 @@ class QueueClient:
 
     async def upsert_scheduler(self, scheduler_id: str, task_name: str, data: Any, *,
                                pattern: str | None, every_ms: int | None, tz: str | None,
-                               options: JobOptions) -> None:
+                               options: JobOptions, keep_next_ms: int | None = None) -> None:
+        """Add or replace a scheduler. Its pending tick is replaced by the next fire after now;
+        with `keep_next_ms` (a cron scheduler's pending tick, due or not) by that tick itself."""
         repeat: dict[str, Any] = {"pattern": pattern} if pattern else {"every": every_ms}
         if tz:
             repeat["tz"] = tz
-        await self._schedulers.upsertJobScheduler(
-            scheduler_id, repeat, task_name, data, options.to_port()
-        )
+        if keep_next_ms is None or not pattern:
+            # An `every` scheduler keeps its pending tick by itself (BullMQ's script does it).
+            await self._schedulers.upsertJobScheduler(
+                scheduler_id, repeat, task_name, data, options.to_port()
+            )
+            return
+        # The port's upsert moves a due instant to now, which renames the tick (its id carries
+        # the instant): the due one would be dropped. The same script, with the instant kept:
+        opts = options.to_port()
+        delayed_opts = self._schedulers._build_next_job_opts(
+            keep_next_ms, scheduler_id, {**opts, "repeat": repeat}, 1, None)
+        scheduler_opts = {"name": task_name, **repeat}
+        await self._schedulers.backend.addJobScheduler(
+            scheduler_id, keep_next_ms, json.dumps(data if data is not None else {},
+                                                   separators=(",", ":")),
+            opts, scheduler_opts, delayed_opts)
 
     async def remove_scheduler(self, scheduler_id: str) -> None:
         await self._schedulers.removeJobScheduler(scheduler_id)

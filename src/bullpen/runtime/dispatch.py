@@ -34,14 +34,14 @@ class Dispatcher:
     async def __call__(self, active: ActiveJob) -> Any:
         job = active.record
         log.info("Processing job %s of type %s", job.display_name, job.name)
-        task = self._registry.get(job.name)
-        if task is None:
-            raise UnknownTaskError(job.name, self._registry.names())
         loop = asyncio.get_running_loop()
         ctx = JobContext(job, self.worker_id, self._settings, self._queue, active, loop)
         started_ms, started = now_ms(), time.perf_counter()
         ok = False
         try:
+            task = self._registry.get(job.name)
+            if task is None:  # e.g. added by a Node producer or a newer bullpen
+                raise UnknownTaskError(job.name, self._registry.names())
             args = task.arguments(job.data, ctx)
             if task.is_async:
                 result = await task.handler(*args)
