@@ -105,6 +105,14 @@ class UnrecoverableJobError(BullpenError):
     """Raised by a handler to fail its job at once, without further retries."""
 
 
+class IsolatedTaskError(BullpenError):
+    """An isolated task's handler raised in its child process (the message is the handler's)."""
+
+
+class IsolatedTaskCrashError(IsolatedTaskError):
+    """An isolated task's child process died while running a job."""
+
+
 class EmbeddedError(BullpenError):
     """The embedded server cannot be found, started or stopped."""
 

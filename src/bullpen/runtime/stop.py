@@ -42,6 +42,14 @@ class StopRequests:
         return 2 if now - self._first_at > self.window_s else 0
 
 
+def die_with_parent(signum: int) -> None:
+    """Linux: have the kernel send `signum` to this process when its parent dies."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+
+
 def follow_parent() -> None:
     """In a supervised child: get SIGTERM (and drain) when the supervisor dies, even by SIGKILL.
 
@@ -50,9 +58,6 @@ def follow_parent() -> None:
     expected = os.environ.pop(PARENT_ENV, "")
     if not expected.isdigit():
         return
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    die_with_parent(signal.SIGTERM)
     if os.getppid() != int(expected):  # the supervisor died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
