@@ -43,6 +43,10 @@ class JobDataError(BullpenError):
     """Job data is not JSON, not serialisable, or too large."""
 
 
+class JobIdError(BullpenError):
+    """A custom job id that BullMQ refuses or that would collide with the queue's own keys."""
+
+
 class JobNotFoundError(BullpenError):
     """No job with the given id exists in the queue."""
 

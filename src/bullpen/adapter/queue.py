@@ -13,9 +13,16 @@ from redis.exceptions import OutOfMemoryError
 
 from bullpen.adapter.consumer import repeat_strategy
 from bullpen.adapter.options import JobOptions
-from bullpen.adapter.records import JOB_STATES, JobRecord, SchedulerRecord, record_of
+from bullpen.adapter.records import (
+    JOB_STATES,
+    JobRecord,
+    SchedulerRecord,
+    record_of,
+    undecodable_record,
+)
 from bullpen.adapter.redis_options import connection_kwargs
 from bullpen.errors import RedisFullError
+from bullpen.job_ids import is_queue_key
 from bullpen.keyspace import Keyspace
 
 
@@ -64,17 +71,32 @@ class QueueClient:
         return [str(job.id) for job in added]
 
     async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job, or None; an id that names one of the queue's own keys (`meta`) is no job."""
+        if is_queue_key(job_id):
+            return None
         # State first: a job that finishes in between then shows its result with an older state,
         # never "completed" without its return value.
         state = await self._queue.getJobState(job_id)
-        job = await self._queue.getJob(job_id)
-        if job is None:
-            return None
-        return record_of(job, state)
+        raw = await self._queue.client.hgetall(self.keys.bullmq(job_id))
+        return self._record(job_id, raw, state) if raw else None
 
     async def get_jobs(self, state: str, start: int = 0, end: int = 49) -> list[JobRecord]:
-        jobs = await self._queue.getJobs([state], start, end, state in ("waiting", "paused"))
-        return [record_of(job, state) for job in jobs if job is not None]
+        # The port's getJobs fails the whole page on one job it cannot decode; this shows it.
+        raw = await self._queue.backend.scripts.getJobs(
+            [state], start, end, state in ("waiting", "paused"))
+        records, seen = [], set()
+        for job_id, fields in (pair for by_type in raw for pair in by_type):
+            if job_id not in seen and fields:
+                seen.add(job_id)
+                records.append(self._record(str(job_id), dict(zip(fields[::2], fields[1::2],
+                                                                  strict=True)), state))
+        return records
+
+    def _record(self, job_id: str, raw: dict[str, Any], state: str | None) -> JobRecord:
+        try:
+            return record_of(bullmq.Job.fromJSON(self._queue, raw, job_id), state)
+        except (ValueError, RecursionError, TypeError) as exc:
+            return undecodable_record(job_id, raw, state, exc)
 
     async def get_counts(self, states: Sequence[str] = JOB_STATES) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*states)
@@ -84,6 +106,8 @@ class QueueClient:
         return list((await self._queue.getJobLogs(job_id))["logs"])
 
     async def retry_job(self, job_id: str) -> None:
+        if is_queue_key(job_id):
+            return
         job = await self._queue.getJob(job_id)
         if job is not None:
             await job.retry("failed")
@@ -92,9 +116,12 @@ class QueueClient:
         await self._queue.retryJobs({"state": "failed", "count": 1000})
 
     async def remove_job(self, job_id: str) -> None:
-        await self._queue.remove(job_id)
+        if not is_queue_key(job_id):  # removing job `meta` would delete the queue's meta hash
+            await self._queue.remove(job_id)
 
     async def promote_job(self, job_id: str) -> None:
+        if is_queue_key(job_id):
+            return
         job = await self._queue.getJob(job_id)
         if job is not None:
             await job.promote()

@@ -15,6 +15,7 @@ from bullpen.exports.store import Export
 from bullpen.reconcile import missed_runs, schedule_status
 from bullpen.runtime import heartbeat
 from bullpen.runtime.stats import read_schedule_runs
+from bullpen.shown import fields_of
 from bullpen.web.state import WebState
 
 PAGE_SIZE = 25
@@ -27,7 +28,7 @@ FILTER_CHUNK = 250
 
 def job_dict(record: JobRecord) -> dict[str, Any]:
     """A job as JSON: the record's fields plus its duration and display name."""
-    values = asdict(record)
+    values = fields_of(record)
     values["duration_ms"] = record.duration_ms
     values["display_name"] = record.display_name
     return values
