@@ -84,9 +84,14 @@ class Settings(BaseSettings):
         return self.bullpen_env == "development"
 
 
+# Named like settings but read by something else: the PM2 recipe (its install directory), the
+# worker supervisor, the test suite.
+OTHER_VARIABLES = frozenset({"BULLPEN_HOME", "BULLPEN_SUPERVISOR_PID", "BULLPEN_TEST_REDIS_URL"})
+
+
 def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
     """Variables that look like bullpen settings but are not, each with a suggestion."""
-    known = {name.upper() for name in Settings.model_fields}
+    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
     prefixes = ("WORKER_", "EXPORT_", "BULLPEN_", "WEB_", "JOB_")
     found = []
     for name in sorted(environ if environ is not None else os.environ):

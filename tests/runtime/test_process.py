@@ -103,6 +103,18 @@ async def test_retries_back_off_exponentially_and_unrecoverable_errors_stop_at_o
         assert record.failed_reason == "bad input: will not retry"
 
 
+async def test_a_manual_retry_of_an_exhausted_job_is_its_last_attempt_and_says_so(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    with running_worker(app_env) as worker:
+        job_id = await client.add("test.flaky", {}, JobOptions(attempts=2, backoff_delay_ms=50))
+        await _wait_state(client, job_id, "failed")
+        worker.wait_for(f"Job {job_id} of type test.flaky failed (attempt 2 of 2)")
+        await client.retry_job(job_id)
+        worker.wait_for(f"Job {job_id} of type test.flaky failed (attempt 3 of 3)")
+        await _wait_state(client, job_id, "failed")
+    assert "attempt 3 of 2" not in worker.output
+
+
 async def test_a_blocking_def_handler_longer_than_the_lock_runs_once(
         app_env: dict[str, str], client: QueueClient) -> None:
     with running_worker(app_env) as worker:

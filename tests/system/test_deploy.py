@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bullpen.settings import Settings
+from bullpen.settings import Settings, unknown_variables
 from tests.helpers import REPO
 from tests.helpers.processes import BULLPEN, run_cli
 
@@ -184,3 +184,15 @@ def test_every_command_the_recipes_run_exists(env: dict[str, str]) -> None:
     for command in sorted(commands):
         result = run_cli([*command, "--help"], env)
         assert result.returncode == 0, f"bullpen {' '.join(command)}: {result.stderr}"
+
+
+def test_the_variables_the_recipes_use_are_not_flagged_as_unknown_settings() -> None:
+    read = re.findall(r"process\.env\.(\w+)", (DEPLOY / "pm2" / "ecosystem.config.js").read_text())
+    assert "BULLPEN_HOME" in read
+    names = set(read)
+    for app in _pm2_apps() or []:
+        names |= set(app.get("env", {}))
+    for name in UNITS:
+        names |= {value.split("=", 1)[0] for value in _values(_unit(name), "Service",
+                                                               "Environment")}
+    assert unknown_variables(dict.fromkeys(names, "x")) == []

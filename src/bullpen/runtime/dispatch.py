@@ -55,8 +55,10 @@ class Dispatcher:
                 result = await loop.run_in_executor(self._executor, task.handler, *args)
             ok = True
         except Exception as exc:
+            attempt = job.attempts_made + 1
+            # A manual retry of a job that used its attempts grants it one more: the last one.
             log.warning("Job %s of type %s failed (attempt %d of %d): %s", job.display_name,
-                        job.name, job.attempts_made + 1, job.attempts_allowed, exc)
+                        job.name, attempt, max(attempt, job.attempts_allowed), exc)
             raise
         finally:
             await ctx.flush()
