@@ -15,6 +15,7 @@ from bullpen.redis_url import resolve_url
 from bullpen.runtime.process import run_worker
 from bullpen.runtime.stop import follow_parent
 from bullpen.runtime.supervisor import run_processes
+from bullpen.settings import forget_development, record_development
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,11 @@ def _watch_paths(app: str | None) -> list[Path]:
 
 def _dev(app: str | None, processes: int | None) -> int:
     os.environ.setdefault("BULLPEN_ENV", "development")
-    settings()  # bad settings stop the command here, not in a child waiting for a reload
+    loaded = settings()  # bad settings stop the command here, not in a child awaiting a reload
+    if loaded.is_development:
+        marker = record_development(loaded.bullpen_var_dir)
+        typer.echo(f"[dev] development mode, recorded in {marker.absolute()}: bullpen web, "
+                   "doctor and enqueue run with this var dir use it too", err=True)
     return run_processes(processes or 1, app, watch=_watch_paths(app))
 
 
@@ -51,6 +56,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(_dev(app_module or os.environ.get("BULLPEN_APP"), processes))
         follow_parent()
         loaded = settings()
+        if "bullpen_env" in loaded.model_fields_set and not loaded.is_development:
+            forget_development(loaded.bullpen_var_dir)  # a production worker ends development
         count = processes or loaded.worker_processes
         if count > 1:
             raise typer.Exit(run_processes(count, loaded.bullpen_app))
