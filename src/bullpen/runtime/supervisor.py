@@ -84,7 +84,10 @@ class Supervisor:
                     reported.add(child.pid)
             if next(changes) and not self.stopping:
                 self._reload()
-        return 0 if all(child.returncode == 0 for child in self.children) else 1
+        failed = [child for child in self.children if child.returncode != 0]
+        for child in failed:
+            log.warning("Worker process %d exited with %s", child.pid, child.returncode)
+        return 1 if failed else 0
 
     def _restart(self, index: int, code: int) -> None:
         log.warning("Worker process %d exited with %d; starting another in %.0f s",
