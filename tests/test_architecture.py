@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Lowest first. A module may import from its own floor or any floor below it, never above.
 FLOORS: list[tuple[str, ...]] = [
     ("bullpen.errors", "bullpen.version"),
-    ("bullpen.keyspace", "bullpen.logs", "bullpen.cron"),
+    ("bullpen.keyspace", "bullpen.logs", "bullpen.cron", "bullpen.job_ids", "bullpen.shown"),
     ("bullpen.settings",),
     ("bullpen.adapter",),
     ("bullpen.embedded", "bullpen.redis_lock"),

@@ -140,3 +140,31 @@ def test_random_patterns_fire_at_nodes_instants_across_dst() -> None:
             mismatches.append((case, node_times, ours))
     assert compared > 350
     assert not mismatches, mismatches[:3]
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(not (NODE_DIR / "node_modules" / "cron-parser").is_dir()
+                    or shutil.which("node") is None,
+                    reason="Node BullMQ not installed (cd tests/node && npm ci)")
+def test_nodes_aliases_are_accepted_and_fire_at_nodes_instants() -> None:
+    cases = [{"pattern": alias, "after_ms": _ms(after, tz), "tz": tz, "count": 4}
+             for alias in cron.PREDEFINED
+             for tz, after in ((None, "2026-12-31T22:59:59"), ("Europe/Paris", "2026-03-28T23:30:00"),
+                               ("America/New_York", "2026-11-01T00:30:00"))]
+    result = subprocess.run(["node", str(NODE_DIR / "cron_next.mjs")], input=json.dumps(cases),
+                            capture_output=True, text=True, check=True, timeout=60)
+    for case, node_times in zip(cases, json.loads(result.stdout), strict=True):
+        pattern, tz = str(case["pattern"]), case["tz"]
+        cron.check_pattern(pattern)
+        ours, current = [], int(str(case["after_ms"]))
+        for _ in range(4):
+            current = cron.next_fire_ms(pattern, current, tz)  # type: ignore[arg-type]
+            ours.append(current)
+        assert ours == node_times, case
+
+
+def test_aliases_validate_and_describe_and_unknown_ones_are_named() -> None:
+    validate([ScheduledJob("nightly", "health.check", pattern="@daily")], load_registry(None))
+    assert cron.describe("@hourly") == "Every hour"
+    with pytest.raises(ValueError, match="unknown alias; Node's are @yearly, @annually"):
+        cron.check_pattern("@midnight")

@@ -177,3 +177,38 @@ def test_a_foreign_server_at_the_recorded_address_is_never_used(
     assert not embedded.status(var_dir).running
     assert not embedded.stop(var_dir)
     assert embedded.ensure_server(var_dir) == f"unix://{files.socket}"
+
+
+def test_a_command_that_starts_the_server_says_so_and_where(local_env: dict[str, str]) -> None:
+    first = run_cli(["enqueue", "health.check"], local_env)
+    assert first.returncode == 0, first.stderr
+    root = embedded.ServerFiles.under(Path(local_env["BULLPEN_VAR_DIR"])).root
+    assert f"bullpen: started the embedded Redis server in {root} (unix://" in first.stderr
+    assert "run them from this directory, or set BULLPEN_VAR_DIR or WORKER_REDIS_URL" in (
+        first.stderr)
+    assert first.stdout.strip() == "1"  # stdout stays the job id alone
+    again = run_cli(["enqueue", "health.check"], local_env)
+    assert again.returncode == 0 and again.stderr == ""
+
+
+def test_development_mode_recorded_by_the_dev_worker_holds_for_other_commands(
+        local_env: dict[str, str]) -> None:
+    values = {**local_env, "EXPORT_TOKEN_SECRET": ""}
+    values.pop("BULLPEN_ENV", None)
+    assert "BULLPEN_ENV=production" in run_cli(["doctor"], values).stdout
+    dev = subprocess.Popen([BULLPEN, "worker", "--dev"], env={**os.environ, **values},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
+    try:
+        marker = Path(values["BULLPEN_VAR_DIR"]) / "development"
+        deadline = time.monotonic() + 20
+        while not marker.is_file():
+            assert time.monotonic() < deadline and dev.poll() is None
+            time.sleep(0.05)
+        # Another terminal: no BULLPEN_ENV, no secret; the same var dir.
+        doctor = run_cli(["doctor"], values)
+        assert "development mode, recorded by `bullpen worker --dev`" in doctor.stdout
+        assert "! export token secret: unset or placeholder; development mode" in doctor.stdout
+    finally:
+        os.killpg(dev.pid, signal.SIGINT)
+        dev.wait(30)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from bullpen.adapter import JobOptions, QueueClient
+import pytest
+
+from bullpen.adapter import JobOptions, QueueClient, now_ms
 from bullpen.definitions.schedule import ScheduledJob
-from bullpen.reconcile import reconcile
+from bullpen.reconcile import Reconciler, declared_digests, reconcile
+from bullpen.runtime import heartbeat
 
 OPTIONS = JobOptions(attempts=3)
 
@@ -53,14 +56,82 @@ async def test_undeclared_own_schedulers_are_removed_and_foreign_ones_left_alone
     assert await client.redis.hkeys(client.keys.owned_schedules) == ["cleanup-exports-hourly"]
 
 
+def _every_second(name: str = "tick", every_ms: int | None = None) -> ScheduledJob:
+    if every_ms:
+        return ScheduledJob(name=name, task_name="health.check", every_ms=every_ms)
+    return ScheduledJob(name=name, task_name="health.check", pattern="* * * * * *")
+
+
+async def _until_due(client: QueueClient, name: str) -> int:
+    """Let time pass (no worker runs) until the scheduler's pending tick is due; its instant."""
+    record = await client.get_scheduler(name)
+    assert record is not None and record.next_ms is not None
+    await asyncio.sleep(max(record.next_ms - now_ms(), 0) / 1000 + 0.2)
+    return record.next_ms
+
+
+async def _pending(client: QueueClient) -> list[str]:
+    found = []
+    for state in ("delayed", "waiting"):
+        found += [job.id for job in await client.get_jobs(state, 0, 10)]
+    return sorted(found)
+
+
 async def test_a_due_tick_survives_a_restart_with_unchanged_schedules(client: QueueClient) -> None:
     # Re-upserting deletes the pending tick even when it is due; unchanged means untouched.
+    await reconcile(client, [_every_second()], OPTIONS)
+    due = await _until_due(client, "tick")
+    assert (await reconcile(client, [_every_second()], OPTIONS)).unchanged == ["tick"]
+    assert await _pending(client) == [f"repeat:tick:{due}"]
+
+
+@pytest.mark.parametrize("every_ms", [None, 1000], ids=["cron", "every"])
+async def test_an_update_keeps_the_due_tick_and_applies_the_new_options(
+        client: QueueClient, every_ms: int | None) -> None:
+    await reconcile(client, [_every_second(every_ms=every_ms)], OPTIONS)
+    due = await _until_due(client, "tick")
+    result = await reconcile(client, [_every_second(every_ms=every_ms)], JobOptions(attempts=5))
+    assert result.updated == ["tick"]
+    assert await _pending(client) == [f"repeat:tick:{due}"]
+    tick = await client.get_job(f"repeat:tick:{due}")
+    assert tick is not None and tick.attempts_allowed == 5
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.raw_opts["attempts"] == 5 and record.next_ms == due
+
+
+async def test_an_update_of_the_options_keeps_a_pending_tick(client: QueueClient) -> None:
     await reconcile(client, [_hourly()], OPTIONS)
-    [pending] = await client.get_jobs("delayed", 0, 10)
-    await client.redis.zadd(client.keys.bullmq("delayed"), {pending.id: 0})  # make the tick due now
-    await reconcile(client, [_hourly()], OPTIONS)
-    delayed = await client.get_jobs("delayed", 0, 10)
-    assert [job.id for job in delayed] == [pending.id]
+    before = await _pending(client)
+    assert (await reconcile(client, [_hourly()], JobOptions(attempts=5))).updated
+    assert await _pending(client) == before
+
+
+async def test_a_registered_version_a_live_peer_declares_is_not_flapped(
+        client: QueueClient) -> None:
+    schedules = [_every_second()]
+    await reconcile(client, schedules, OPTIONS)
+    # A live worker (its heartbeat) declares what is registered: attempts 3.
+    await heartbeat.beat(client, "peer", 1, 0.0, [], ttl_s=10,
+                         schedules=declared_digests(schedules, OPTIONS))
+    newer = Reconciler(client, schedules, JobOptions(attempts=5), "me", grace_ms=300)
+    assert (await newer.run()).deferred == ["tick"]
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.raw_opts["attempts"] == 3
+    # The peer leaves for good: after the grace period the newer version applies.
+    await heartbeat.forget(client, "peer")
+    assert (await newer.run()).deferred == ["tick"]  # could be a restart: not yet
+    await asyncio.sleep(0.4)
+    assert (await newer.run()).updated == ["tick"]
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.raw_opts["attempts"] == 5
+
+
+async def test_at_start_up_a_version_no_live_worker_declares_is_replaced(
+        client: QueueClient) -> None:
+    await reconcile(client, [_every_second()], OPTIONS)
+    await heartbeat.beat(client, "old", 1, 0.0, [], ttl_s=10, schedules={"tick": "other"})
+    result = await Reconciler(client, [_every_second()], JobOptions(attempts=5), "new").run()
+    assert result.updated == ["tick"]
 
 
 async def test_three_workers_reconciling_at_once_register_each_schedule_once(

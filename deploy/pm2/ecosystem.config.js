@@ -22,6 +22,8 @@ module.exports = {
       // PM2 sends SIGINT by default; bullpen treats SIGINT like SIGTERM and finishes active
       // jobs for up to WORKER_SHUTDOWN_TIMEOUT_S (30 s), so wait longer before SIGKILL.
       kill_timeout: 45000,
+      // Signal bullpen alone; it passes one stop request to each of its worker processes.
+      treekill: false,
       env: {
         BULLPEN_VAR_DIR: `${cwd}/var`,
         PYTHONUNBUFFERED: "1",

@@ -1,1 +1,1 @@
-"""An example app using bullpen: one task, one daily schedule (run from the examples folder)."""
+"""An example app using bullpen: its tasks and schedules (the README's First run starts it)."""

@@ -19,10 +19,29 @@ def zone(tz: str | None) -> ZoneInfo | None:
                          "'Europe/Paris' or 'UTC')") from exc
 
 
+# The aliases Node's cron-parser (v5) accepts, matched on the whole pattern as it does.
+PREDEFINED = {
+    "@yearly": "0 0 0 1 1 *", "@annually": "0 0 0 1 1 *", "@monthly": "0 0 0 1 * *",
+    "@weekly": "0 0 0 * * 0", "@daily": "0 0 0 * * *", "@hourly": "0 0 * * * *",
+    "@minutely": "0 * * * * *", "@secondly": "* * * * * *", "@weekdays": "0 0 0 * * 1-5",
+    "@weekends": "0 0 0 * * 0,6",
+}
+
+
+def expand(pattern: str) -> str:
+    """The fields an alias such as `@hourly` stands for; any other pattern unchanged."""
+    return PREDEFINED.get(pattern, pattern)
+
+
 def check_pattern(pattern: str) -> None:
-    """Raise ValueError with a reason if `pattern` is not a valid 5- or 6-field cron pattern."""
+    """Raise ValueError with a reason if `pattern` is not a valid 5- or 6-field cron pattern
+    or one of Node's aliases (`@hourly`, `@daily`, …)."""
     if not isinstance(pattern, str) or not pattern.strip():
         raise ValueError(f"invalid cron pattern {pattern!r} (empty)")
+    if pattern.startswith("@") and pattern not in PREDEFINED:
+        raise ValueError(f"invalid cron pattern {pattern!r} (unknown alias; Node's are "
+                         f"{', '.join(PREDEFINED)})")
+    pattern = expand(pattern)
     fields = pattern.split()
     if len(fields) not in (5, 6):
         raise ValueError(
@@ -84,6 +103,7 @@ def next_fire_ms(pattern: str, after_ms: int, tz: str | None = None) -> int:
     (croniter alone skips or doubles runs on those days). Near a change, wall times from a
     margin before are considered too, since a repeated hour maps them to later instants.
     """
+    pattern = expand(pattern)
     tzinfo = zone(tz) or ZoneInfo("UTC")
     start = _wall(after_ms, tzinfo)
     if not _steady(after_ms, tzinfo):
@@ -125,6 +145,6 @@ def describe(pattern: str) -> str:
         options = Options()
         options.verbose = False
         # cron-descriptor reads a 6-field pattern with seconds first, as Node does.
-        return str(get_description(pattern, options))
+        return str(get_description(expand(pattern), options))
     except Exception:
         return pattern

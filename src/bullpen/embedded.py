@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,8 +192,10 @@ def _launch(files: ServerFiles, timeout_s: float) -> str:
                         f"{timeout_s:.0f} s; its log {files.logfile} ends:\n{_log_tail(files)}")
 
 
-def ensure_server(var_dir: Path, timeout_s: float = START_TIMEOUT_S) -> str:
-    """The embedded server's URL, starting it first unless one is already up for `var_dir`."""
+def ensure_server(var_dir: Path, timeout_s: float = START_TIMEOUT_S,
+                  on_start: Callable[[Path, str], None] | None = None) -> str:
+    """The embedded server's URL, starting it first unless one is already up for `var_dir`;
+    `on_start(directory, url)` is told when this call started it."""
     files = ServerFiles.under(var_dir)
     url = recorded_url(files)
     if url and _info(url, files):
@@ -208,7 +210,10 @@ def ensure_server(var_dir: Path, timeout_s: float = START_TIMEOUT_S) -> str:
         url = recorded_url(files)
         if url and _info(url, files) is not None:
             return _wait_ready(files, url, timeout_s)
-        return _launch(files, timeout_s)
+        url = _launch(files, timeout_s)
+    if on_start is not None:
+        on_start(files.root, url)
+    return url
 
 
 def _wait_ready(files: ServerFiles, url: str, timeout_s: float) -> str:

@@ -34,13 +34,17 @@ class UnknownTaskError(TaskError):
         self.known = sorted(known)
         listed = ", ".join(self.known) or "none"
         close = difflib.get_close_matches(name, self.known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "check the spelling"
+        hint = f"did you mean {close[0]!r}?" if close else "check the spelling."
         super().__init__(f"no handler registered for task {name!r} (known: {listed}); {hint} "
                          "New tasks go in your app's tasks.task_handlers (BULLPEN_APP).")
 
 
 class JobDataError(BullpenError):
     """Job data is not JSON, not serialisable, or too large."""
+
+
+class JobIdError(BullpenError):
+    """A custom job id that BullMQ refuses or that would collide with the queue's own keys."""
 
 
 class JobNotFoundError(BullpenError):
@@ -103,6 +107,14 @@ class TokenInvalidError(TokenError):
 
 class UnrecoverableJobError(BullpenError):
     """Raised by a handler to fail its job at once, without further retries."""
+
+
+class IsolatedTaskError(BullpenError):
+    """An isolated task's handler raised in its child process (the message is the handler's)."""
+
+
+class IsolatedTaskCrashError(IsolatedTaskError):
+    """An isolated task's child process died while running a job."""
 
 
 class EmbeddedError(BullpenError):

@@ -1,14 +1,20 @@
-"""Enqueueing jobs from an app or the CLI, with the task name and data checked first."""
+"""Enqueueing jobs from an app or the CLI, with the task name, data and job id checked first."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from bullpen.adapter import JobOptions, QueueClient
 from bullpen.definitions.task import Registry
 from bullpen.errors import JobDataError, UnknownTaskError
+from bullpen.job_ids import check_job_id
 from bullpen.settings import Settings
+from bullpen.shown import MAX_SHOWN_DEPTH, depth
+
+# Deeper data is refused on enqueue; up to this depth the dashboard and CLI show all of it.
+MAX_DATA_DEPTH = MAX_SHOWN_DEPTH
 
 
 def job_options(settings: Settings) -> JobOptions:
@@ -23,7 +29,15 @@ def job_options(settings: Settings) -> JobOptions:
 
 
 def check_data(task: str, data: Any, max_bytes: int) -> None:
-    """Raise JobDataError unless `data` is JSON-serialisable and within `max_bytes`."""
+    """Raise JobDataError unless `data` is JSON-serialisable, within `max_bytes` and nested at
+    most MAX_DATA_DEPTH levels deep."""
+    nesting = depth(data)
+    if nesting > MAX_DATA_DEPTH:
+        raise JobDataError(
+            f"job data for task {task!r} is nested {nesting} levels deep, over the limit of "
+            f"{MAX_DATA_DEPTH}; flatten it (dashboards and Python's JSON decoder choke on deeper "
+            "data)"
+        )
     try:
         encoded = json.dumps(data, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -50,10 +64,31 @@ def parse_json_data(text: str) -> Any:
         ) from None
 
 
-async def enqueue(client: QueueClient, registry: Registry | None, task: str, data: Any,
-                  options: JobOptions, max_bytes: int) -> str:
-    """Add a job for `task`; nothing is written unless the task is known and the data valid."""
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """What `enqueue_job` did: the job's id, and whether it was added or already existed."""
+
+    id: str
+    created: bool
+    state: str | None = None
+
+
+async def enqueue_job(client: QueueClient, registry: Registry | None, task: str, data: Any,
+                      options: JobOptions, max_bytes: int) -> Enqueued:
+    """Add a job for `task`; nothing is written unless the task is known, the data valid and a
+    custom job id acceptable. A custom id that exists adds nothing (BullMQ's dedupe)."""
     if registry is not None and task not in registry:
         raise UnknownTaskError(task, registry.names())
     check_data(task, data, max_bytes)
-    return await client.add(task, data, options)
+    if options.job_id is not None:
+        check_job_id(options.job_id)
+        existing = await client.get_job(options.job_id)
+        if existing is not None:
+            return Enqueued(existing.id, created=False, state=existing.state)
+    return Enqueued(await client.add(task, data, options), created=True)
+
+
+async def enqueue(client: QueueClient, registry: Registry | None, task: str, data: Any,
+                  options: JobOptions, max_bytes: int) -> str:
+    """`enqueue_job`, returning only the job's id."""
+    return (await enqueue_job(client, registry, task, data, options, max_bytes)).id

@@ -3,6 +3,8 @@ they stand. Reconcile touches only the schedulers bullpen created (its ownership
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -11,6 +13,7 @@ from bullpen import cron, logs
 from bullpen.adapter import JobOptions, QueueClient, SchedulerRecord, now_ms
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.redis_lock import RedisLock
+from bullpen.runtime import heartbeat
 
 log = logs.get("worker")
 
@@ -27,10 +30,14 @@ class ReconcileResult:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
+    # Changed here, but left as registered while live workers still declare what is registered.
+    deferred: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{len(getattr(self, name))} {name}" for name in
                  ("added", "updated", "removed", "unchanged", "foreign")]
+        if self.deferred:
+            parts.append(f"{len(self.deferred)} deferred")
         return ", ".join(parts)
 
 
@@ -41,6 +48,16 @@ def fingerprint(schedule: ScheduledJob, options: JobOptions) -> str:
          options.attempts, options.backoff_type, options.backoff_delay_ms],
         sort_keys=True, separators=(",", ":"),
     )
+
+
+def digest(fingerprint_text: str) -> str:
+    """A short stand-in for a fingerprint, carried in worker heartbeats."""
+    return hashlib.sha256(fingerprint_text.encode()).hexdigest()[:16]
+
+
+def declared_digests(schedules: list[ScheduledJob], options: JobOptions) -> dict[str, str]:
+    """What this worker declares, schedule name → digest, for its heartbeat."""
+    return {item.name: digest(fingerprint(item, options)) for item in schedules}
 
 
 def _matches(record: SchedulerRecord | None, schedule: ScheduledJob) -> bool:
@@ -54,37 +71,109 @@ def _matches(record: SchedulerRecord | None, schedule: ScheduledJob) -> bool:
     )
 
 
+class Reconciler:
+    """Adds missing, updates changed and removes bullpen's undeclared schedulers; leaves others.
+
+    Upserting deletes a scheduler's pending tick, so an unchanged scheduler is never upserted,
+    and a changed one is upserted with its pending tick kept. Workers starting together
+    serialise on a Redis lock; the later ones find nothing to do.
+
+    Two fleet versions declaring a schedule differently (a rolling deploy) do not flap it: what
+    is registered stays while a live worker (by heartbeat) declares it. A worker declaring
+    something else applies its version at start-up when no live worker holds the registered
+    one, or, on a later `run`, once none has held it for `grace_ms` (a restart is not a leave).
+    """
+
+    def __init__(self, client: QueueClient, schedules: list[ScheduledJob], options: JobOptions,
+                 worker_id: str = "", grace_ms: int = 30_000, lock_ttl_ms: int = 15_000) -> None:
+        self.client = client
+        self.schedules = schedules
+        self.options = options
+        self.worker_id = worker_id
+        self.grace_ms = grace_ms
+        self.lock_ttl_ms = lock_ttl_ms
+        self._runs = 0
+        self._unheld_since: dict[str, int] = {}
+
+    async def run(self) -> ReconcileResult:
+        result = ReconcileResult()
+        client = self.client
+        async with RedisLock(client.redis, client.keys.schedules_lock, self.lock_ttl_ms):
+            owned = await read_owned(client)
+            registered = {record.id: record for record in await client.get_schedulers()}
+            held = await self._held_by_peers()
+            for schedule in self.schedules:
+                await self._one(schedule, registered.get(schedule.name),
+                                owned.get(schedule.name), held, result)
+            declared = {schedule.name for schedule in self.schedules}
+            for name in sorted(set(owned) - declared):
+                await client.remove_scheduler(name)
+                await client.redis.hdel(client.keys.owned_schedules, name)
+                result.removed.append(name)
+            result.foreign = sorted(set(registered) - declared - set(owned))
+        self._runs += 1
+        return result
+
+    async def _held_by_peers(self) -> set[tuple[str, str]]:
+        """(schedule name, digest) pairs that live workers other than this one declare."""
+        return {(name, value) for info in await heartbeat.alive_workers(self.client)
+                if info.id != self.worker_id for name, value in info.schedules.items()}
+
+    async def _one(self, schedule: ScheduledJob, record: SchedulerRecord | None,
+                   owned: str | None, held: set[tuple[str, str]], result: ReconcileResult) -> None:
+        wanted = fingerprint(schedule, self.options)
+        if _matches(record, schedule) and owned == wanted:
+            result.unchanged.append(schedule.name)
+            return
+        if record is not None and owned is not None and self._defer(schedule.name, owned, held):
+            result.deferred.append(schedule.name)
+            return
+        await self._upsert(schedule, record)
+        await self.client.redis.hset(self.client.keys.owned_schedules, schedule.name, wanted)
+        (result.added if record is None else result.updated).append(schedule.name)
+
+    def _defer(self, name: str, registered: str, held: set[tuple[str, str]]) -> bool:
+        if (name, digest(registered)) in held:
+            self._unheld_since.pop(name, None)
+            return True
+        if self._runs == 0:
+            return False
+        since = self._unheld_since.setdefault(name, now_ms())
+        return now_ms() - since < self.grace_ms
+
+    async def _upsert(self, schedule: ScheduledJob, record: SchedulerRecord | None) -> None:
+        keep = await self._pending_tick(schedule, record)
+        upsert = functools.partial(
+            self.client.upsert_scheduler, schedule.name, schedule.task_name, schedule.data,
+            pattern=schedule.pattern, every_ms=schedule.every_ms, tz=schedule.tz,
+            options=self.options)
+        try:
+            await upsert(keep_next_ms=keep)
+        except Exception:
+            if keep is None:
+                raise
+            await upsert()  # a worker took the tick meanwhile: it runs; schedule the next one
+
+    async def _pending_tick(self, schedule: ScheduledJob,
+                            record: SchedulerRecord | None) -> int | None:
+        """The tick to keep through the update: the pending one if it is due, or if the timing
+        did not change (then it is the next fire anyway); None to schedule afresh."""
+        if record is None or record.next_ms is None:
+            return None
+        same_timing = (record.pattern == schedule.pattern and record.every_ms == schedule.every_ms
+                       and (record.tz or None) == (schedule.tz or None))
+        if not same_timing and record.next_ms > now_ms():
+            return None
+        tick = await self.client.get_job(f"repeat:{schedule.name}:{record.next_ms}")
+        waiting = tick is not None and tick.state in ("delayed", "waiting", "prioritized",
+                                                      "paused")
+        return record.next_ms if waiting else None
+
+
 async def reconcile(client: QueueClient, schedules: list[ScheduledJob], options: JobOptions,
                     lock_ttl_ms: int = 15_000) -> ReconcileResult:
-    """Add missing, update changed, remove bullpen's undeclared schedulers; leave others alone.
-
-    Upserting deletes a scheduler's pending tick, so an unchanged scheduler is never upserted.
-    Workers starting together serialise on a Redis lock; the later ones find nothing to do.
-    """
-    result = ReconcileResult()
-    owned_key = client.keys.owned_schedules
-    async with RedisLock(client.redis, client.keys.schedules_lock, lock_ttl_ms):
-        owned = await read_owned(client)
-        registered = {record.id: record for record in await client.get_schedulers()}
-        for schedule in schedules:
-            wanted = fingerprint(schedule, options)
-            record = registered.get(schedule.name)
-            if _matches(record, schedule) and owned.get(schedule.name) == wanted:
-                result.unchanged.append(schedule.name)
-                continue
-            await client.upsert_scheduler(
-                schedule.name, schedule.task_name, schedule.data, pattern=schedule.pattern,
-                every_ms=schedule.every_ms, tz=schedule.tz, options=options,
-            )
-            await client.redis.hset(owned_key, schedule.name, wanted)
-            (result.added if record is None else result.updated).append(schedule.name)
-        declared = {schedule.name for schedule in schedules}
-        for name in sorted(set(owned) - declared):
-            await client.remove_scheduler(name)
-            await client.redis.hdel(owned_key, name)
-            result.removed.append(name)
-        result.foreign = sorted(set(registered) - declared - set(owned))
-    return result
+    """One reconcile, as at a worker's start-up (see Reconciler)."""
+    return await Reconciler(client, schedules, options, lock_ttl_ms=lock_ttl_ms).run()
 
 
 def log_result(result: ReconcileResult, schedules: list[ScheduledJob]) -> None:
@@ -93,10 +182,17 @@ def log_result(result: ReconcileResult, schedules: list[ScheduledJob]) -> None:
         log.info("Scheduled job registered: %s (%s)", schedule.name, schedule.repeat_text)
     for name in result.removed:
         log.info("Scheduled job removed: %s (no longer declared)", name)
+    log_deferred(result)
     if result.foreign:
         log.info("Left alone %d scheduler(s) bullpen did not create: %s",
                  len(result.foreign), ", ".join(result.foreign))
     log.info("Schedules reconciled: %s", result.summary())
+
+
+def log_deferred(result: ReconcileResult) -> None:
+    for name in result.deferred:
+        log.info("Scheduled job %s left as registered: live workers declare it so; this "
+                 "worker's version applies once they are gone", name)
 
 
 async def read_owned(client: QueueClient) -> dict[str, str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bullpen import logs
@@ -14,10 +16,19 @@ log = logs.get("worker")
 
 
 def resolve_url(settings: Settings) -> str:
-    """WORKER_REDIS_URL when set; otherwise the embedded server's address (started if needed)."""
+    """WORKER_REDIS_URL when set; otherwise the embedded server's address (started if needed,
+    and then said on stderr: a command run from another directory starts another server)."""
     if settings.worker_redis_url:
         return settings.worker_redis_url
-    return ensure_server(settings.bullpen_var_dir)
+    return ensure_server(settings.bullpen_var_dir, on_start=_announce_start)
+
+
+def _announce_start(directory: Path, url: str) -> None:
+    sys.stderr.write(
+        f"bullpen: started the embedded Redis server in {directory} ({url}). Commands use the "
+        "server of their BULLPEN_VAR_DIR (default: ./var), so run them from this directory, or "
+        "set BULLPEN_VAR_DIR or WORKER_REDIS_URL; `bullpen embedded stop` stops it.\n")
+    sys.stderr.flush()
 
 
 def redact(url: str) -> str:

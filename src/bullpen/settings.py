@@ -84,9 +84,14 @@ class Settings(BaseSettings):
         return self.bullpen_env == "development"
 
 
+# Named like settings but read by something else: the PM2 recipe (its install directory), the
+# worker supervisor, the test suite.
+OTHER_VARIABLES = frozenset({"BULLPEN_HOME", "BULLPEN_SUPERVISOR_PID", "BULLPEN_TEST_REDIS_URL"})
+
+
 def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
     """Variables that look like bullpen settings but are not, each with a suggestion."""
-    known = {name.upper() for name in Settings.model_fields}
+    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
     prefixes = ("WORKER_", "EXPORT_", "BULLPEN_", "WEB_", "JOB_")
     found = []
     for name in sorted(environ if environ is not None else os.environ):
@@ -107,10 +112,33 @@ def _describe(error: dict[str, Any], env_file_values: dict[str, str]) -> str:
     return f"  {variable}={shown}: {error['msg']}"
 
 
+# In the var dir: written by `bullpen worker --dev`, so that every command run with that var dir
+# (the web dashboard, doctor, enqueue in another terminal) is in development mode too.
+DEVELOPMENT_MARKER = "development"
+
+
+def record_development(var_dir: Path) -> Path:
+    """Note in `var_dir` that commands using it run in development mode (unless told not to)."""
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    marker = var_dir / DEVELOPMENT_MARKER
+    marker.write_text("Written by `bullpen worker --dev`: commands using this var dir run in "
+                      "development mode unless BULLPEN_ENV says otherwise. Delete this file, or "
+                      "set BULLPEN_ENV=production, to leave it.\n", encoding="utf-8")
+    return marker
+
+
+def forget_development(var_dir: Path) -> None:
+    (var_dir / DEVELOPMENT_MARKER).unlink(missing_ok=True)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings; on bad values raise one SettingsError naming every bad variable."""
+    """Read settings; on bad values raise one SettingsError naming every bad variable.
+
+    BULLPEN_ENV unset (environment and .env): development mode if `bullpen worker --dev`
+    recorded it in the var dir, else production.
+    """
     try:
-        return Settings(**overrides)
+        loaded = Settings(**overrides)
     except ValidationError as exc:
         env_values = _read_env_file(Path(".env"))
         lines = [_describe(dict(err), env_values) for err in exc.errors()]
@@ -119,6 +147,12 @@ def load_settings(**overrides: Any) -> Settings:
             + "\n".join(lines)
             + "\nFix these variables; see .env.example for every setting and its default."
         ) from None
+    if ("bullpen_env" not in loaded.model_fields_set
+            and (loaded.bullpen_var_dir / DEVELOPMENT_MARKER).is_file()):
+        recorded = loaded.model_copy(update={"bullpen_env": "development"})
+        recorded.__pydantic_fields_set__.discard("bullpen_env")  # recorded, not configured
+        return recorded
+    return loaded
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.helpers.processes import Proc, eventually, run_cli, start_worker
+from tests.helpers.processes import Proc, eventually, run_cli, running_worker, start_worker
 
 
 def test_enqueue_refuses_unknown_tasks_and_bad_json_and_writes_nothing(
@@ -47,7 +47,7 @@ def test_job_shows_result_duration_and_attempts_after_processing(env: dict[str, 
         eventually(lambda: "state: completed" in run_cli(["job", job_id], env).stdout, 15)
         shown = run_cli(["job", job_id], env).stdout
         assert "attempts_made: 1" in shown and "duration_ms:" in shown
-        assert "'export_dir_writable': True" in shown
+        assert '"export_dir_writable": true' in shown  # JSON, not a Python repr
     finally:
         worker.signal()
         worker.wait()
@@ -93,3 +93,32 @@ def test_commands_fail_fast_when_redis_does_not_answer(env: dict[str, str]) -> N
     assert "Redis at redis://:***@127.0.0.1:1/0 does not answer" in result.stderr
     assert "s3cret" not in result.stderr
     assert time.monotonic() - started < 15
+
+
+def test_job_shows_a_failure_with_its_stack_trace(app_env: dict[str, str]) -> None:
+    with running_worker(app_env):
+        job_id = run_cli(["enqueue", "test.flaky", "--attempts", "1"], app_env).stdout.strip()
+        eventually(lambda: "state: failed" in run_cli(["job", job_id], app_env).stdout, 15)
+    shown = run_cli(["job", job_id], app_env).stdout
+    assert "failed_reason: flaky failure on attempt 1" in shown
+    trace = shown.split("stack trace:", 1)[1]
+    assert "Traceback (most recent call last)" in trace
+    assert "RuntimeError: flaky failure on attempt 1" in trace
+
+
+def test_custom_job_ids_are_checked_as_node_does_and_an_existing_one_is_reported(
+        env: dict[str, str]) -> None:
+    for job_id, reason in (("263", "custom ids cannot be integers"),
+                           ("a:b", "custom ids cannot contain ':'"),
+                           ("meta", "is the name of one of the queue's own Redis keys")):
+        refused = run_cli(["enqueue", "health.check", "--job-id", job_id], env)
+        assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
+    first = run_cli(["enqueue", "health.check", "--job-id", "report-42", "--delay", "60000"], env)
+    assert first.returncode == 0 and first.stderr == "" and first.stdout.strip() == "report-42"
+    again = run_cli(["enqueue", "health.check", "--job-id", "report-42", "--data", '{"x": 1}'],
+                    env)
+    assert again.returncode == 0 and again.stdout.strip() == "report-42"
+    assert "job 'report-42' already exists (delayed): nothing was added" in again.stderr
+    details = json.loads(run_cli(["job", "report-42", "--json"], env).stdout)
+    assert details["data"] == {}  # the first job, untouched
+    assert "no job 'meta'" in run_cli(["job", "meta"], env).stderr

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bullpen.definitions.task import Registry, Task
+from bullpen.definitions.task import Registry, Task, isolated
 from bullpen.errors import TaskError
 
 
@@ -32,3 +32,26 @@ def test_handlers_with_too_many_arguments_or_not_callable_are_refused() -> None:
         Registry({"x": three})
     with pytest.raises(TaskError, match="is not callable"):
         Registry({"x": 42})  # type: ignore[dict-item]
+
+
+def test_isolated_handlers_are_recognised_and_still_callable_here() -> None:
+    wrapped = isolated(_data_ctx, max_jobs_per_child=7)
+    task = Task.of("c", wrapped)
+    assert task.isolation is wrapped and task.isolation.max_jobs_per_child == 7
+    assert task.is_async and task.arity == 2
+    assert wrapped.__name__ == "_data_ctx" and wrapped.__wrapped__ is _data_ctx  # type: ignore[attr-defined]
+    assert Task.of("a", _none).isolation is None
+    assert isolated(_none)() is None
+
+
+def test_isolated_refuses_what_a_child_process_cannot_import() -> None:
+    def nested() -> None:
+        return None
+
+    with pytest.raises(TaskError, match=r"cannot be imported by a child process; define the "
+                                        "handler at module level"):
+        isolated(nested)
+    with pytest.raises(TaskError, match="cannot be imported"):
+        isolated(lambda: None)
+    with pytest.raises(TaskError, match="max_jobs_per_child=0, expected an integer >= 1"):
+        isolated(_none, max_jobs_per_child=0)

@@ -173,3 +173,16 @@ def test_embedded_mode_without_a_running_server(env: dict[str, str]) -> None:
                                           "is not running")
     assert "`bullpen embedded start`" in text
     assert not (Path(env["BULLPEN_VAR_DIR"]) / "redis" / "url").exists()
+
+
+def test_doctor_and_health_print_no_warnings(env: dict[str, str]) -> None:
+    # A sync redis-py Retry handed to an asyncio client printed a UserWarning on stderr.
+    loud = {**env, "PYTHONWARNINGS": "always"}
+    worker = start_worker(env)
+    try:
+        for command in (["doctor"], ["health"], ["health", "--worker"], ["jobs"]):
+            result = run_cli(command, loud)
+            assert "Warning" not in result.stderr, (command, result.stderr)
+    finally:
+        worker.signal()
+        worker.wait()

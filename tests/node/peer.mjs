@@ -5,6 +5,7 @@
 //   node peer.mjs <redis-url> <queue> upsert <id> <pattern> <name> -> {"ok": true}
 //   node peer.mjs <redis-url> <queue> schedulers                  -> getJobSchedulers() as JSON
 //   node peer.mjs <redis-url> <queue> counts                      -> getJobCounts() as JSON
+//   node peer.mjs <redis-url> <queue> pause                       -> {"paused": true}
 import { Queue, QueueEvents, Worker } from "bullmq";
 import IORedis from "ioredis";
 
@@ -88,6 +89,12 @@ switch (command) {
     break;
   case "counts":
     await withQueue((queue) => queue.getJobCounts());
+    break;
+  case "pause":
+    await withQueue(async (queue) => {
+      await queue.pause();
+      return { paused: await queue.isPaused() };
+    });
     break;
   default:
     process.stderr.write(`unknown command ${command}\n`);

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
+from bullpen.runtime.stats import read_stats
 from tests.helpers.processes import Proc, recorded_runs, run_cli, running_worker, start_worker
 from tests.helpers.redis_server import PrivateRedis
 
@@ -50,9 +51,9 @@ async def test_start_up_logs_the_specified_lines_and_processes_health_check(
     assert positions == sorted(positions)
 
 
-async def test_unknown_task_fails_that_job_and_the_worker_carries_on(
+async def test_unknown_task_fails_that_job_logged_and_counted_and_the_worker_carries_on(
         app_env: dict[str, str], client: QueueClient) -> None:
-    with running_worker(app_env):
+    with running_worker(app_env) as worker:
         bad = await client.add("no.such.task", {}, JobOptions(attempts=1))
         good = await client.add("test.record", {"n": 1}, JobOptions())
         await _wait_state(client, bad, "failed")
@@ -61,6 +62,13 @@ async def test_unknown_task_fails_that_job_and_the_worker_carries_on(
         assert record is not None and record.failed_reason is not None
         assert record.failed_reason.startswith(
             "no handler registered for task 'no.such.task' (known: exports.cleanup")
+        assert "check the spelling. New tasks go in" in record.failed_reason
+        worker.wait_for(f"Job {bad} of type no.such.task failed (attempt 1 of 1): no handler "
+                        "registered for task 'no.such.task'")
+        deadline = time.monotonic() + 5  # counters reach Redis with the next heartbeat
+        while (await read_stats(client)).get("no.such.task", {}).get("failed") != 1:
+            assert time.monotonic() < deadline, await read_stats(client)
+            await asyncio.sleep(0.1)
 
 
 async def test_sync_and_async_handlers_both_run_and_write_job_logs(
@@ -93,6 +101,18 @@ async def test_retries_back_off_exponentially_and_unrecoverable_errors_stop_at_o
         record = await client.get_job(give_up)
         assert record is not None and record.attempts_made == 1
         assert record.failed_reason == "bad input: will not retry"
+
+
+async def test_a_manual_retry_of_an_exhausted_job_is_its_last_attempt_and_says_so(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    with running_worker(app_env) as worker:
+        job_id = await client.add("test.flaky", {}, JobOptions(attempts=2, backoff_delay_ms=50))
+        await _wait_state(client, job_id, "failed")
+        worker.wait_for(f"Job {job_id} of type test.flaky failed (attempt 2 of 2)")
+        await client.retry_job(job_id)
+        worker.wait_for(f"Job {job_id} of type test.flaky failed (attempt 3 of 3)")
+        await _wait_state(client, job_id, "failed")
+    assert "attempt 3 of 2" not in worker.output
 
 
 async def test_a_blocking_def_handler_longer_than_the_lock_runs_once(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bullpen.settings import Settings
+from bullpen.settings import Settings, unknown_variables
 from tests.helpers import REPO
 from tests.helpers.processes import BULLPEN, run_cli
 
@@ -60,6 +60,8 @@ def test_systemd_unit_settings(name: str) -> None:
     assert service["KillSignal"] == ["SIGTERM"]
     if "worker" in name:  # systemd's SIGKILL must come after the worker's own drain timeout
         assert _seconds(service["TimeoutStopSec"][0]) > SHUTDOWN_TIMEOUT_S
+        # One SIGTERM to bullpen, not one more to each of its worker processes.
+        assert service["KillMode"] == ["mixed"]
     assert "/etc/bullpen/bullpen.env" in service["EnvironmentFile"]
     assert service["NoNewPrivileges"] == ["yes"]
     assert service["ProtectSystem"] == ["strict"]
@@ -133,10 +135,12 @@ def test_process_manager_recipes() -> None:
     worker = supervisor["program:bullpen-worker"]
     assert worker["stopsignal"] == "TERM"
     assert int(worker["stopwaitsecs"]) > SHUTDOWN_TIMEOUT_S
+    assert worker["stopasgroup"] == "false"  # bullpen passes the stop on to its processes
     pm2 = _pm2_apps()
     if pm2 is not None:
         by_name = {app["name"]: app for app in pm2}
         assert by_name["bullpen-worker"]["interpreter"] == "none"
+        assert by_name["bullpen-worker"]["treekill"] is False
         assert by_name["bullpen-worker"]["kill_timeout"] > SHUTDOWN_TIMEOUT_S * 1000
 
 
@@ -180,3 +184,15 @@ def test_every_command_the_recipes_run_exists(env: dict[str, str]) -> None:
     for command in sorted(commands):
         result = run_cli([*command, "--help"], env)
         assert result.returncode == 0, f"bullpen {' '.join(command)}: {result.stderr}"
+
+
+def test_the_variables_the_recipes_use_are_not_flagged_as_unknown_settings() -> None:
+    read = re.findall(r"process\.env\.(\w+)", (DEPLOY / "pm2" / "ecosystem.config.js").read_text())
+    assert "BULLPEN_HOME" in read
+    names = set(read)
+    for app in _pm2_apps() or []:
+        names |= set(app.get("env", {}))
+    for name in UNITS:
+        names |= {value.split("=", 1)[0] for value in _values(_unit(name), "Service",
+                                                               "Environment")}
+    assert unknown_variables(dict.fromkeys(names, "x")) == []

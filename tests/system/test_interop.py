@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -20,6 +21,7 @@ from bullpen.producer import job_options
 from bullpen.reconcile import reconcile
 from bullpen.schedules import scheduled_jobs
 from bullpen.settings import load_settings
+from bullpen.web import create_app
 from tests.helpers import NODE_DIR
 from tests.helpers.processes import Fleet, Proc, eventually, recorded_runs, run_cli, start_worker
 
@@ -220,6 +222,27 @@ async def test_a_mixed_fleet_runs_each_tick_once_and_both_sides_count_alike(
     for state in ("waiting", "active", "delayed", "prioritized", "completed", "failed"):
         assert ours_counted[state] == theirs[state], (state, ours_counted, theirs)
     assert ours_counted["completed"] >= len(ticks)
+
+
+async def test_a_pause_made_by_node_shows_everywhere_bullpen_shows_the_queue(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
+    assert node(url, queue, "pause") == [{"paused": True}]
+    listed = run_cli(["jobs"], app_env)
+    assert f"queue {queue} is PAUSED: workers take no new jobs" in listed.stdout
+    assert json.loads(run_cli(["jobs", "--json"], app_env).stdout)["paused"] is True
+    doctor = json.loads(run_cli(["doctor", "--json"], app_env).stdout)
+    [check] = [check for check in doctor["checks"] if check["name"] == "queue"]
+    assert check["status"] == "warn" and "is paused (by bullpen, Node" in check["message"]
+    app = create_app(load_settings(), client=client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as http:
+        assert (await http.get("/api/overview")).json()["paused"] is True
+        assert (await http.get("/api/jobs?state=waiting")).json()["paused"] is True
+        assert "queue paused" in (await http.get("/jobs/waiting")).text
+        assert 'class="tag warn">paused' in (await http.get("/")).text
+        metrics = (await http.get("/metrics")).text
+        assert f'bullpen_queue_paused{{queue="{queue}"}} 1.0' in metrics
 
 
 def test_node_peer_answers_quickly() -> None:

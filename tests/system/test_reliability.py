@@ -24,7 +24,7 @@ import redis
 from bullpen.adapter import JobOptions, QueueClient, now_ms
 from bullpen.errors import RedisFullError
 from tests.helpers import ARTIFACTS
-from tests.helpers.processes import Fleet, recorded_runs, run_cli, start_worker
+from tests.helpers.processes import Fleet, Proc, recorded_runs, run_cli, start_worker
 from tests.helpers.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.reliability
@@ -305,6 +305,86 @@ async def test_a_one_second_schedule_runs_each_tick_once_through_restarts_and_a_
     # The period with no worker ran once (its pending tick, late), not once per missed second.
     assert len(missed) == 1, [(_tick(run), run["at_ms"]) for run in after_stop]
     assert missed[0]["at_ms"] - _tick(missed[0]) >= 4000
+
+
+async def _restart_across_a_tick(proc: Proc, env: dict[str, str]) -> Proc:
+    """SIGTERM `proc` just after a tick and start its replacement: it is down across the next."""
+    await _sleep_to_half_second()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, proc.output
+    replacement = Proc(["worker"], env)
+    replacement.wait_for("Schedules reconciled", 30)
+    return replacement
+
+
+def _reconciled(proc: Proc) -> str:
+    return proc.wait_for("Schedules reconciled").split("reconciled: ")[1]
+
+
+@pytest.mark.timeout(150)
+async def test_a_rolling_deploy_with_different_job_defaults_runs_every_tick_once(
+        app_env: dict[str, str], client: QueueClient, report: dict[str, Any]) -> None:
+    base = {**app_env, "WORKER_HEARTBEAT_INTERVAL_S": "1",
+            "SAMPLE_SCHEDULES": '[{"name": "tick", "task_name": "test.record", '
+                                '"pattern": "* * * * * *"}]'}
+    versions = [{**base, "WORKER_DEFAULT_ATTEMPTS": "3"}, {**base, "WORKER_DEFAULT_ATTEMPTS": "5"}]
+    procs: list[Proc] = []
+    retired: list[Proc] = []
+    stopped: list[int] = []
+    try:
+        # A mixed fleet: both versions run; each is restarted in turn, down across a tick.
+        for env in versions:
+            procs.append(Proc(["worker"], env))
+            procs[-1].wait_for("Schedules reconciled", 30)
+        for round_number in range(8):
+            index = round_number % 2
+            retired.append(procs[index])
+            procs[index] = await _restart_across_a_tick(procs[index], versions[index])
+        mixed_end = now_ms()
+        record = await client.get_scheduler("tick")
+        registered_attempts = record.raw_opts["attempts"] if record else None
+        # One version at a time: each starts after a tick fell due with no worker running.
+        for proc in procs:
+            proc.signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        retired += procs
+        procs = []
+        for round_number in range(6):
+            stopped.append(now_ms())
+            await asyncio.sleep(1.3)
+            procs = [Proc(["worker"], versions[(round_number + 1) % 2])]
+            procs[0].wait_for("Schedules reconciled", 30)
+            await asyncio.sleep(1.5)
+            await _sleep_to_half_second()
+            procs[0].signal(signal.SIGTERM)
+            assert procs[0].wait(30) == 0
+            retired += procs
+            procs = []
+    finally:
+        for proc in procs + retired:
+            proc.kill()
+    runs = [run for run in _runs(client.name) if run["scheduler"] == "tick"]
+    ticks = sorted(_tick(run) for run in runs)
+    mixed = [tick for tick in ticks if tick < mixed_end]
+    gaps = sorted({b - a for a, b in itertools.pairwise(mixed)})
+    restarted = retired[2:10]
+    flaps = [_reconciled(proc) for proc in restarted if "0 updated" not in _reconciled(proc)]
+    # The tick pending at each stop fell due while no worker ran; the next start must run it.
+    due = [max(tick for tick in ticks if tick < stopped_at) + 1000 for stopped_at in stopped]
+    updates = sum("0 updated" not in _reconciled(proc) for proc in retired[10:])
+    report.update(mixed_fleet_restarts=len(restarted), mixed_fleet_ticks=len(mixed),
+                  mixed_fleet_gaps_ms=gaps, schedule_updates_in_mixed_fleet=len(flaps),
+                  registered_attempts=registered_attempts, one_at_a_time_restarts=len(stopped),
+                  one_at_a_time_updates=updates,
+                  due_ticks_run=sum(tick in ticks for tick in due),
+                  tick_runs=len(ticks), ticks_run_twice=len(ticks) - len(set(ticks)))
+    assert len(ticks) == len(set(ticks)), "a tick ran twice"
+    assert len(mixed) >= 8 and gaps == [1000], f"ticks lost in the mixed fleet: gaps {gaps}"
+    assert not flaps, f"the mixed fleet flapped the schedule: {flaps}"
+    assert registered_attempts == 3  # the version registered first stays while it runs
+    assert updates == len(stopped)  # one at a time, each start applies its own version ...
+    missing = [tick for tick in due if tick not in ticks]
+    assert not missing, (missing, stopped, [(run["job_id"], run["at_ms"]) for run in runs])
 
 
 @pytest.mark.timeout(90)

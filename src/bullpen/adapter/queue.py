@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,9 +13,16 @@ from redis.exceptions import OutOfMemoryError
 
 from bullpen.adapter.consumer import repeat_strategy
 from bullpen.adapter.options import JobOptions
-from bullpen.adapter.records import JOB_STATES, JobRecord, SchedulerRecord, record_of
+from bullpen.adapter.records import (
+    JOB_STATES,
+    JobRecord,
+    SchedulerRecord,
+    record_of,
+    undecodable_record,
+)
 from bullpen.adapter.redis_options import connection_kwargs
 from bullpen.errors import RedisFullError
+from bullpen.job_ids import is_queue_key
 from bullpen.keyspace import Keyspace
 
 
@@ -63,17 +71,32 @@ class QueueClient:
         return [str(job.id) for job in added]
 
     async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job, or None; an id that names one of the queue's own keys (`meta`) is no job."""
+        if is_queue_key(job_id):
+            return None
         # State first: a job that finishes in between then shows its result with an older state,
         # never "completed" without its return value.
         state = await self._queue.getJobState(job_id)
-        job = await self._queue.getJob(job_id)
-        if job is None:
-            return None
-        return record_of(job, state)
+        raw = await self._queue.client.hgetall(self.keys.bullmq(job_id))
+        return self._record(job_id, raw, state) if raw else None
 
     async def get_jobs(self, state: str, start: int = 0, end: int = 49) -> list[JobRecord]:
-        jobs = await self._queue.getJobs([state], start, end, state in ("waiting", "paused"))
-        return [record_of(job, state) for job in jobs if job is not None]
+        # The port's getJobs fails the whole page on one job it cannot decode; this shows it.
+        raw = await self._queue.backend.scripts.getJobs(
+            [state], start, end, state in ("waiting", "paused"))
+        records, seen = [], set()
+        for job_id, fields in (pair for by_type in raw for pair in by_type):
+            if job_id not in seen and fields:
+                seen.add(job_id)
+                records.append(self._record(str(job_id), dict(zip(fields[::2], fields[1::2],
+                                                                  strict=True)), state))
+        return records
+
+    def _record(self, job_id: str, raw: dict[str, Any], state: str | None) -> JobRecord:
+        try:
+            return record_of(bullmq.Job.fromJSON(self._queue, raw, job_id), state)
+        except (ValueError, RecursionError, TypeError) as exc:
+            return undecodable_record(job_id, raw, state, exc)
 
     async def get_counts(self, states: Sequence[str] = JOB_STATES) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*states)
@@ -83,6 +106,8 @@ class QueueClient:
         return list((await self._queue.getJobLogs(job_id))["logs"])
 
     async def retry_job(self, job_id: str) -> None:
+        if is_queue_key(job_id):
+            return
         job = await self._queue.getJob(job_id)
         if job is not None:
             await job.retry("failed")
@@ -91,9 +116,12 @@ class QueueClient:
         await self._queue.retryJobs({"state": "failed", "count": 1000})
 
     async def remove_job(self, job_id: str) -> None:
-        await self._queue.remove(job_id)
+        if not is_queue_key(job_id):  # removing job `meta` would delete the queue's meta hash
+            await self._queue.remove(job_id)
 
     async def promote_job(self, job_id: str) -> None:
+        if is_queue_key(job_id):
+            return
         job = await self._queue.getJob(job_id)
         if job is not None:
             await job.promote()
@@ -126,13 +154,28 @@ class QueueClient:
 
     async def upsert_scheduler(self, scheduler_id: str, task_name: str, data: Any, *,
                                pattern: str | None, every_ms: int | None, tz: str | None,
-                               options: JobOptions) -> None:
+                               options: JobOptions, keep_next_ms: int | None = None) -> None:
+        """Add or replace a scheduler. Its pending tick is replaced by the next fire after now;
+        with `keep_next_ms` (a cron scheduler's pending tick, due or not) by that tick itself."""
         repeat: dict[str, Any] = {"pattern": pattern} if pattern else {"every": every_ms}
         if tz:
             repeat["tz"] = tz
-        await self._schedulers.upsertJobScheduler(
-            scheduler_id, repeat, task_name, data, options.to_port()
-        )
+        if keep_next_ms is None or not pattern:
+            # An `every` scheduler keeps its pending tick by itself (BullMQ's script does it).
+            await self._schedulers.upsertJobScheduler(
+                scheduler_id, repeat, task_name, data, options.to_port()
+            )
+            return
+        # The port's upsert moves a due instant to now, which renames the tick (its id carries
+        # the instant): the due one would be dropped. The same script, with the instant kept:
+        opts = options.to_port()
+        delayed_opts = self._schedulers._build_next_job_opts(
+            keep_next_ms, scheduler_id, {**opts, "repeat": repeat}, 1, None)
+        scheduler_opts = {"name": task_name, **repeat}
+        await self._schedulers.backend.addJobScheduler(
+            scheduler_id, keep_next_ms, json.dumps(data if data is not None else {},
+                                                   separators=(",", ":")),
+            opts, scheduler_opts, delayed_opts)
 
     async def remove_scheduler(self, scheduler_id: str) -> None:
         await self._schedulers.removeJobScheduler(scheduler_id)

@@ -62,6 +62,36 @@ def record_of(job: Any, state: str | None = None) -> JobRecord:
     )
 
 
+UNDECODABLE_SHOWN_CHARS = 2000
+
+
+def undecodable_record(job_id: str, raw: dict[str, Any], state: str | None,
+                       error: Exception) -> JobRecord:
+    """A job whose stored JSON cannot be decoded (nested too deeply, not JSON): its fields as
+    stored, the undecodable ones as the start of their text."""
+    reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+
+    def text(name: str) -> str | None:
+        value = raw.get(name)
+        if value is None:
+            return None
+        return (f"(stored {name} cannot be decoded: {reason}; its first "
+                f"{UNDECODABLE_SHOWN_CHARS} characters) {str(value)[:UNDECODABLE_SHOWN_CHARS]}")
+
+    def number(*names: str) -> int:
+        found = next((raw[name] for name in names if raw.get(name)), 0)
+        return int(found) if str(found).isdigit() else 0
+
+    return JobRecord(
+        id=job_id, name=str(raw.get("name") or ""), data=text("data"),
+        attempts_made=number("atm", "attemptsMade"), attempts_allowed=0,
+        timestamp_ms=number("timestamp"), processed_on_ms=number("processedOn") or None,
+        finished_on_ms=number("finishedOn") or None, delay_ms=number("delay"),
+        failed_reason=raw.get("failedReason"), stacktrace=[], return_value=text("returnvalue"),
+        progress=None, scheduler_id=raw.get("rjk"), state=state,
+    )
+
+
 class ActiveJob:
     """The job a handler is running: its record plus log and progress writers."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import typer
@@ -14,7 +13,9 @@ from bullpen.errors import BullpenError
 from bullpen.exports.tokens import load_secrets
 from bullpen.redis_url import resolve_url
 from bullpen.runtime.process import run_worker
+from bullpen.runtime.stop import follow_parent
 from bullpen.runtime.supervisor import run_processes
+from bullpen.settings import forget_development, record_development
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -28,18 +29,14 @@ def _watch_paths(app: str | None) -> list[Path]:
     return list(dict.fromkeys(path.resolve() for path in paths))
 
 
-def _dev(app: str | None) -> None:
-    # Imported here: only development mode watches files.
-    from watchfiles import PythonFilter, run_process  # noqa: PLC0415
-
+def _dev(app: str | None, processes: int | None) -> int:
     os.environ.setdefault("BULLPEN_ENV", "development")
-    command = [sys.executable, "-m", "bullpen", "worker"]
-    if app:
-        command += ["--app", app]
-    typer.echo(f"[dev] watching {', '.join(map(str, _watch_paths(app)))} for .py changes",
-               err=True)
-    run_process(*_watch_paths(app), target=" ".join(command), target_type="command",
-                watch_filter=PythonFilter(), sigint_timeout=10)
+    loaded = settings()  # bad settings stop the command here, not in a child awaiting a reload
+    if loaded.is_development:
+        marker = record_development(loaded.bullpen_var_dir)
+        typer.echo(f"[dev] development mode, recorded in {marker.absolute()}: bullpen web, "
+                   "doctor and enqueue run with this var dir use it too", err=True)
+    return run_processes(processes or 1, app, watch=_watch_paths(app))
 
 
 def register(app: typer.Typer) -> None:
@@ -56,9 +53,11 @@ def register(app: typer.Typer) -> None:
         if app_module:
             os.environ["BULLPEN_APP"] = app_module
         if dev:
-            _dev(app_module or os.environ.get("BULLPEN_APP"))
-            return
+            raise typer.Exit(_dev(app_module or os.environ.get("BULLPEN_APP"), processes))
+        follow_parent()
         loaded = settings()
+        if "bullpen_env" in loaded.model_fields_set and not loaded.is_development:
+            forget_development(loaded.bullpen_var_dir)  # a production worker ends development
         count = processes or loaded.worker_processes
         if count > 1:
             raise typer.Exit(run_processes(count, loaded.bullpen_app))

@@ -34,7 +34,10 @@ def check_settings() -> tuple[Check, Settings | None]:
                     "correct these variables in the environment or .env "
                     "(.env.example lists every setting and its default)"), None
     where = "the environment and .env" if Path(".env").is_file() else "the environment, no .env"
-    return ok("settings", f"valid (from {where}; BULLPEN_ENV={loaded.bullpen_env})"), loaded
+    mode = f"BULLPEN_ENV={loaded.bullpen_env}"
+    if "bullpen_env" not in loaded.model_fields_set and loaded.is_development:
+        mode = f"development mode, recorded by `bullpen worker --dev` in {loaded.bullpen_var_dir}"
+    return ok("settings", f"valid (from {where}; {mode})"), loaded
 
 
 def check_secrets(loaded: Settings) -> list[Check]:

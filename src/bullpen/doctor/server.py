@@ -19,8 +19,8 @@ from bullpen.runtime.heartbeat import alive_workers
 from bullpen.settings import Settings
 from bullpen.version import __version__
 
-NAMES = ("redis", "redis version", "eviction policy", "persistence", "workers", "schedules",
-         "failed jobs")
+NAMES = ("redis", "redis version", "eviction policy", "persistence", "queue", "workers",
+         "schedules", "failed jobs")
 MIN_VERSION = (6, 2, 0)
 FAILED_WINDOW_MS = 3600 * 1000
 
@@ -70,8 +70,8 @@ async def check_server(loaded: Settings,
               _persistence(info)]
     client = QueueClient(url, loaded.worker_default_queue, loaded.worker_prefix)
     try:
-        checks += [await _workers(client), await _schedules(client, declared),
-                   await _failed_jobs(client)]
+        checks += [await _queue(client), await _workers(client),
+                   await _schedules(client, declared), await _failed_jobs(client)]
     finally:
         await client.close()
     return checks
@@ -122,6 +122,15 @@ def _persistence(info: dict[str, Any]) -> Check:
     if save is None:
         return warn(name, "AOF off; snapshot schedule unknown (CONFIG is disabled)", enable)
     return fail(name, "off (no AOF, no snapshots): a Redis restart loses every job", enable)
+
+
+async def _queue(client: QueueClient) -> Check:
+    if await client.is_paused():
+        return warn("queue", f"{client.name!r} is paused (by bullpen, Node or a dashboard such "
+                    "as bull-board): workers take no new jobs",
+                    "resume it: the dashboard's Resume button, POST /api/queue/resume, or "
+                    "queue.resume() in Node")
+    return ok("queue", f"{client.name!r} is not paused")
 
 
 async def _workers(client: QueueClient) -> Check:

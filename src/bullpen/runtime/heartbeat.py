@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bullpen.adapter import QueueClient
@@ -23,6 +23,8 @@ class WorkerInfo:
     started_at: float
     last_seen: float
     active_jobs: list[str]
+    # Schedule name → digest of what this worker declares (see reconcile.Reconciler).
+    schedules: dict[str, str] = field(default_factory=dict)
 
     @property
     def age_s(self) -> float:
@@ -30,10 +32,11 @@ class WorkerInfo:
 
 
 async def beat(client: QueueClient, worker_id: str, concurrency: int, started_at: float,
-               active_jobs: list[str], ttl_s: float) -> None:
+               active_jobs: list[str], ttl_s: float,
+               schedules: dict[str, str] | None = None) -> None:
     now = time.time()
     info = WorkerInfo(worker_id, socket.gethostname(), os.getpid(), __version__, concurrency,
-                      started_at, now, active_jobs)
+                      started_at, now, active_jobs, schedules or {})
     pipe = client.redis.pipeline(transaction=False)
     pipe.set(client.keys.worker(worker_id), json.dumps(asdict(info)), px=int(ttl_s * 1000))
     pipe.zadd(client.keys.workers, {worker_id: now})
@@ -53,4 +56,6 @@ async def alive_workers(client: QueueClient) -> list[WorkerInfo]:
     if not ids:
         return []
     raw: list[Any] = await client.redis.mget([client.keys.worker(worker_id) for worker_id in ids])
-    return [WorkerInfo(**json.loads(item)) for item in raw if item]
+    fields = set(WorkerInfo.__dataclass_fields__)
+    return [WorkerInfo(**{key: value for key, value in json.loads(item).items() if key in fields})
+            for item in raw if item]

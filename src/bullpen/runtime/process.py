@@ -14,13 +14,18 @@ from bullpen.adapter import QueueClient, QueueWorker, WorkerOptions
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.definitions.task import Registry
 from bullpen.producer import job_options
-from bullpen.reconcile import log_result, reconcile
+from bullpen.reconcile import Reconciler, declared_digests, log_result
 from bullpen.redis_url import redact, wait_for_redis
 from bullpen.runtime import heartbeat
 from bullpen.runtime.dispatch import Dispatcher
+from bullpen.runtime.stop import STOP_SIGNALS, StopRequests
 from bullpen.settings import Settings, unknown_variables
 
 log = logs.get("worker")
+
+# A registered schedule nobody declares any more is replaced after this many heartbeats:
+# long enough that a worker's restart does not count as leaving.
+DEFER_GRACE_BEATS = 6
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
@@ -45,13 +50,15 @@ class WorkerProcess:
         self.url = url
         self.embedded = embedded
         self.stop = asyncio.Event()
-        self._signals = 0
+        self._requests = StopRequests()
 
     def _on_signal(self, signum: int) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            log.warning("Second %s: exiting now; active jobs will be recovered by the stalled "
-                        "check", signal.Signals(signum).name)
+        request = self._requests.register()
+        if not request:
+            return  # the same stop request, from another sender (terminal, group, supervisor)
+        if request > 1:
+            log.warning("Second stop request (%s): exiting now; active jobs will be recovered "
+                        "by the stalled check", signal.Signals(signum).name)
             logging.shutdown()
             os._exit(1)
         log.info("%s received: no new jobs; finishing active ones (up to %.0f s)",
@@ -60,7 +67,7 @@ class WorkerProcess:
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
 
     async def run(self) -> int:
@@ -83,7 +90,7 @@ class WorkerProcess:
         log.info("Worker started and ready to process jobs from queue: %s",
                  settings.worker_default_queue)
         beats = asyncio.create_task(self._heartbeats(client, worker, dispatcher))
-        await self._register_schedules(client)
+        await self._register_schedules(client, worker.worker_id)
         await self.stop.wait()
         finished = await worker.close(settings.worker_shutdown_timeout_s)
         beats.cancel()
@@ -101,30 +108,46 @@ class WorkerProcess:
         log.info("Worker stopped")
         return 0
 
-    async def _register_schedules(self, client: QueueClient) -> None:
+    async def _register_schedules(self, client: QueueClient, worker_id: str) -> None:
+        """Reconcile at start-up, then again while a schedule is deferred (see Reconciler)."""
         log.info("Initializing scheduled jobs...")
+        interval_s = self.settings.worker_heartbeat_interval_s
+        reconciler = Reconciler(client, self.schedules, job_options(self.settings), worker_id,
+                                grace_ms=int(interval_s * DEFER_GRACE_BEATS * 1000))
+        logged = False
         while not self.stop.is_set():
             try:
-                result = await reconcile(client, self.schedules, job_options(self.settings))
+                result = await reconciler.run()
             except Exception as exc:
                 log.warning("Could not register scheduled jobs (%s: %s); retrying in 2 s",
                             type(exc).__name__, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), 2)
+                await self._pause(2)
                 continue
-            log_result(result, self.schedules)
-            return
+            if not logged:
+                log_result(result, self.schedules)
+                logged = True
+            elif result.updated:
+                log.info("Schedules reconciled: %s", result.summary())
+            if not result.deferred:
+                return
+            await self._pause(interval_s * 2)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
 
     async def _heartbeats(self, client: QueueClient, worker: QueueWorker,
                           dispatcher: Dispatcher) -> None:
         interval = self.settings.worker_heartbeat_interval_s
+        declared = declared_digests(self.schedules, job_options(self.settings))
         started = time.time()
         connected = True
         while True:
             try:
                 await asyncio.wait_for(
                     heartbeat.beat(client, worker.worker_id, self.settings.worker_concurrency,
-                                   started, worker.active_job_ids, ttl_s=interval * 3),
+                                   started, worker.active_job_ids, ttl_s=interval * 3,
+                                   schedules=declared),
                     timeout=interval * 2)
                 await dispatcher.stats.flush(client)
                 if not connected:

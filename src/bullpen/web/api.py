@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from bullpen.errors import ActionError
 from bullpen.web import actions, queries
+from bullpen.web.job_links import job_id_of
 from bullpen.web.state import WebState, export_service, web_state
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -69,7 +70,7 @@ async def jobs(request: Request, state: WebState) -> Any:
 
 
 async def job(request: Request, state: WebState) -> Any:
-    job_id = request.path_params["job_id"]
+    job_id = job_id_of(request)
     detail = await queries.job_detail(state.client, job_id)
     if detail is None:
         raise ActionError(f"job {job_id!r} not found", 404)
@@ -88,7 +89,7 @@ async def enqueue(request: Request, state: WebState) -> Any:
 
 def _job_action(action: Callable[[WebState, str], Awaitable[None]]) -> Endpoint:
     async def endpoint(request: Request, state: WebState) -> Any:
-        job_id = request.path_params["job_id"]
+        job_id = job_id_of(request)
         await action(state, job_id)
         return {"ok": True, "id": job_id}
 
@@ -151,10 +152,10 @@ def routes(with_exports: bool) -> list[BaseRoute]:
         Route("/api/overview", json_endpoint(overview)),
         Route("/api/jobs", json_endpoint(jobs)),
         Route("/api/jobs", json_endpoint(enqueue), methods=["POST"]),
-        Route("/api/jobs/{job_id}", json_endpoint(job)),
-        Route("/api/jobs/{job_id}/retry", _job_action(actions.retry), methods=["POST"]),
-        Route("/api/jobs/{job_id}/remove", _job_action(actions.remove), methods=["POST"]),
-        Route("/api/jobs/{job_id}/promote", _job_action(actions.promote), methods=["POST"]),
+        Route("/api/jobs/{job_id:path}", json_endpoint(job)),
+        Route("/api/jobs/{job_id:path}/retry", _job_action(actions.retry), methods=["POST"]),
+        Route("/api/jobs/{job_id:path}/remove", _job_action(actions.remove), methods=["POST"]),
+        Route("/api/jobs/{job_id:path}/promote", _job_action(actions.promote), methods=["POST"]),
         Route("/api/queue/retry-failed", json_endpoint(retry_failed), methods=["POST"]),
         Route("/api/queue/pause", json_endpoint(pause), methods=["POST"]),
         Route("/api/queue/resume", json_endpoint(resume), methods=["POST"]),

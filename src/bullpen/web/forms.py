@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -11,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 
 from bullpen.errors import ActionError
 from bullpen.web import actions
+from bullpen.web.job_links import job_id_of, job_ref
 from bullpen.web.paths import url
 from bullpen.web.security import SESSION_COOKIE, Guard
 from bullpen.web.state import WebState, export_service, web_state
@@ -47,19 +47,19 @@ def form_action(action: Action, default_next: str = "/"
 
 
 async def _retry(request: Request, state: WebState) -> tuple[str, str | None]:
-    job_id = request.path_params["job_id"]
+    job_id = job_id_of(request)
     await actions.retry(state, job_id)
     return f"Job {job_id} queued for retry.", None
 
 
 async def _remove(request: Request, state: WebState) -> tuple[str, str | None]:
-    job_id = request.path_params["job_id"]
+    job_id = job_id_of(request)
     await actions.remove(state, job_id)
     return f"Job {job_id} removed.", "/"
 
 
 async def _promote(request: Request, state: WebState) -> tuple[str, str | None]:
-    job_id = request.path_params["job_id"]
+    job_id = job_id_of(request)
     await actions.promote(state, job_id)
     return f"Job {job_id} promoted: it runs now.", None
 
@@ -89,13 +89,13 @@ async def _enqueue(request: Request, state: WebState) -> tuple[str, str | None]:
     except ValueError:
         raise ActionError(f"delay {delay_raw!r}: expected a number of seconds") from None
     job_id = await actions.enqueue_task(state, task, data, delay_ms)
-    return f"Enqueued {task} as job {job_id}.", f"/job/{quote(job_id, safe='')}"
+    return f"Enqueued {task} as job {job_id}.", f"/job/{job_ref(job_id)}"
 
 
 async def _run_schedule(request: Request, state: WebState) -> tuple[str, str | None]:
     name = request.path_params["name"]
     job_id = await actions.run_schedule_now(state, name)
-    return f"Schedule {name} run now as job {job_id}.", f"/job/{quote(job_id, safe='')}"
+    return f"Schedule {name} run now as job {job_id}.", f"/job/{job_ref(job_id)}"
 
 
 async def _delete_export(request: Request, state: WebState) -> tuple[str, str | None]:
@@ -149,9 +149,9 @@ def routes(with_exports: bool) -> list[BaseRoute]:
     ]
     return [
         *(exports if with_exports else []),
-        Route("/job/{job_id}/retry", form_action(_retry), methods=post),
-        Route("/job/{job_id}/remove", form_action(_remove), methods=post),
-        Route("/job/{job_id}/promote", form_action(_promote), methods=post),
+        Route("/job/{job_id:path}/retry", form_action(_retry), methods=post),
+        Route("/job/{job_id:path}/remove", form_action(_remove), methods=post),
+        Route("/job/{job_id:path}/promote", form_action(_promote), methods=post),
         Route("/queue/retry-failed", form_action(_retry_all, "/jobs/failed"), methods=post),
         Route("/queue/pause", form_action(_pause), methods=post),
         Route("/queue/resume", form_action(_resume), methods=post),

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from bullpen.adapter import JOB_STATES
 from bullpen.web import queries
+from bullpen.web.job_links import job_id_of
 from bullpen.web.state import export_service, web_state
 from bullpen.web.templating import render
 
@@ -40,7 +41,7 @@ async def job_list(request: Request) -> Response:
 
 
 async def job_detail(request: Request) -> Response:
-    job_id = request.path_params["job_id"]
+    job_id = job_id_of(request)
     job = await queries.job_detail(web_state(request).client, job_id)
     if job is None:
         return render(request, "error.html", status=404, title="Not found",
@@ -75,7 +76,7 @@ def routes(with_exports: bool) -> list[BaseRoute]:
     found: list[BaseRoute] = [
         Route("/", overview),
         Route("/jobs/{state}", job_list),
-        Route("/job/{job_id}", job_detail),
+        Route("/job/{job_id:path}", job_detail),
         Route("/schedules", schedules),
         Route("/workers", workers),
         Route("/enqueue", enqueue_form),

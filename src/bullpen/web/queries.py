@@ -15,6 +15,7 @@ from bullpen.exports.store import Export
 from bullpen.reconcile import missed_runs, schedule_status
 from bullpen.runtime import heartbeat
 from bullpen.runtime.stats import read_schedule_runs
+from bullpen.shown import fields_of
 from bullpen.web.state import WebState
 
 PAGE_SIZE = 25
@@ -27,7 +28,7 @@ FILTER_CHUNK = 250
 
 def job_dict(record: JobRecord) -> dict[str, Any]:
     """A job as JSON: the record's fields plus its duration and display name."""
-    values = asdict(record)
+    values = fields_of(record)
     values["duration_ms"] = record.duration_ms
     values["display_name"] = record.display_name
     return values
@@ -68,10 +69,11 @@ class JobPage:
     jobs: list[JobRecord] = field(default_factory=list)
     total: int | None = None
     has_next: bool = False
+    paused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"state": self.state, "task": self.task, "page": self.page, "size": self.size,
-                "total": self.total, "has_next": self.has_next,
+                "total": self.total, "has_next": self.has_next, "paused": self.paused,
                 "jobs": [job_dict(job) for job in self.jobs]}
 
 
@@ -81,7 +83,8 @@ async def list_jobs(client: QueueClient, state: str, task: str | None, page: int
     if state not in JOB_STATES:
         raise ValueError(f"unknown job state {state!r} (expected one of {', '.join(JOB_STATES)})")
     page = max(page, 1)
-    result = JobPage(state, task or None, page, size)
+    # Paused by bullpen, Node or bull-board alike: BullMQ's flag in the queue's meta hash.
+    result = JobPage(state, task or None, page, size, paused=await client.is_paused())
     if not task:
         start = (page - 1) * size
         result.jobs = await client.get_jobs(state, start, start + size - 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from bullpen.shown import as_text
+from bullpen.web.job_links import job_ref
 from bullpen.web.paths import root_path, route_path
 from bullpen.web.security import SESSION_COOKIE
 
@@ -61,11 +62,11 @@ def file_size(value: int | None) -> str:
 
 def pretty_json(value: Any) -> str:
     # Escaping happens in the template (autoescape); this only lays the value out.
-    return json.dumps(value, indent=2, default=str, ensure_ascii=False, sort_keys=True)
+    return as_text(value)
 
 
 def compact_json(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    return as_text(value, indent=None)
 
 
 def build_templates() -> Jinja2Templates:
@@ -75,7 +76,7 @@ def build_templates() -> Jinja2Templates:
     )
     env.filters.update(ms_time=ms_time, s_time=s_time, duration_ms=duration_ms, age_s=age_s,
                        file_size=file_size, pretty_json=pretty_json,
-                       compact_json=compact_json)
+                       compact_json=compact_json, job_ref=job_ref)
     return Jinja2Templates(env=env)
 
 

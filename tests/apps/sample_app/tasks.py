@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import json
 import os
+import re
 import time
 from typing import Any
 
 import redis
 
-from bullpen import JobContext, UnrecoverableJobError
+from bullpen import JobContext, UnrecoverableJobError, isolated
 
 _sync_redis: dict[str, redis.Redis] = {}
 
@@ -87,6 +89,32 @@ async def chaos(data: dict[str, Any], ctx: JobContext) -> int:
     return int(data.get("i", 0))
 
 
+def hold_gil(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Backtracks in `re` (C code that never releases the GIL) for an input of `n` characters;
+    meant to run isolated. Logs and reports progress on the way."""
+    ctx.log("holding the GIL")
+    ctx.progress(10)
+    started = time.monotonic()
+    re.match(r"(a+)+$", "a" * int(data["n"]) + "b")
+    _sync_client(ctx).rpush(_runs_key(ctx), json.dumps({"job_id": ctx.job.id, "pid": os.getpid(),
+                                                         "held_s": time.monotonic() - started}))
+    ctx.progress(100)
+    ctx.log("released")
+    return {"pid": os.getpid()}
+
+
+def isolated_echo(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Meant to run isolated: echoes, fails on request, or crashes its process on request."""
+    ctx.log(f"attempt {ctx.job.attempts_made + 1}")
+    if data.get("exit"):
+        os._exit(int(data["exit"]))
+    if data.get("segfault"):
+        ctypes.string_at(0)
+    if data.get("fail"):
+        raise ValueError(f"asked to fail: {data['fail']}")
+    return {"pid": os.getpid(), "echo": data}
+
+
 task_handlers = {
     "test.record": record,
     "test.record_sync": record_sync,
@@ -94,4 +122,7 @@ task_handlers = {
     "test.give_up": give_up,
     "test.slow": slow,
     "test.chaos": chaos,
+    "test.hold_gil": isolated(hold_gil),
+    "test.hold_gil_inline": hold_gil,
+    "test.isolated": isolated(isolated_echo, max_jobs_per_child=2),
 }
