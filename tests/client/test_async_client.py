@@ -18,6 +18,7 @@ from bullpen.client.job import STATE_LOOKUP_S
 from bullpen.errors import (
     ClientError,
     JobDataError,
+    JobIdError,
     JobNotFoundError,
     JobTimeoutError,
     TaskError,
@@ -165,6 +166,12 @@ async def test_bad_input_writes_nothing(client: Client, raw_redis: aioredis.Redi
             await client.enqueue("test.record", {}, **options)
     with pytest.raises(UnknownTaskError):
         await client.enqueue_many([("test.record", {}), ("nope.task", {})])
+    for bad_id in ("263", "a:b", "meta"):  # as Node BullMQ refuses them, in every way in
+        with pytest.raises(JobIdError, match=repr(bad_id)):
+            await client.enqueue("test.record", {}, job_id=bad_id)
+        with pytest.raises(JobIdError, match=repr(bad_id)):
+            await client.enqueue_many([JobSpec("test.record", {}),
+                                       JobSpec("test.record", {}, job_id=bad_id)])
     # Nothing was added, not even the valid first job of the batch.
     assert await raw_redis.keys(f"bull:{client.queue_name}:*") == []
 

@@ -66,3 +66,14 @@ async def test_enqueue_and_enqueue_sync_run_in_a_worker(client_app_env: dict[str
         assert SyncClient.default().job(added.stdout.strip()).wait(timeout=15) == 11
         SyncClient.default().close()
     assert "Traceback" not in worker.output
+
+
+def test_an_isolated_task_runs_in_a_child_of_the_worker(client_app_env: dict[str, str]) -> None:
+    registry = load_registry("client_app")
+    where = registry.get("client.where")
+    assert where is not None and where.isolation is not None
+    assert where.isolation.max_jobs_per_child == 5
+    with running_worker(client_app_env) as worker, SyncClient() as client:
+        ran = client.enqueue("client.where").wait(timeout=30)
+        assert ran["parent"] == worker.popen.pid != ran["pid"]
+    assert "Traceback" not in worker.output

@@ -17,6 +17,7 @@ from bullpen.client.waiter import JobWaiter
 from bullpen.definitions.task import Registry
 from bullpen.errors import ClientError, JobDataError, RedisUnavailableError, UnknownTaskError
 from bullpen.exports.exporters import Exporter
+from bullpen.job_ids import check_job_id
 from bullpen.loader import importable_registry, load_exporters, load_registry
 from bullpen.producer import check_data, enqueue, job_options
 from bullpen.redis_url import redact, resolve_url
@@ -215,9 +216,11 @@ class Client:
         if priority is not None:
             _check_int(task, "priority", priority, 0, f"0 (none) to {MAX_PRIORITY}, 1 is highest",
                        MAX_PRIORITY)
-        if job_id is not None and (not isinstance(job_id, str) or not job_id):
-            raise JobDataError(f"job_id={job_id!r} for task {task!r}: expected a non-empty "
-                               "string (leave it out for an auto-numbered id)")
+        if job_id is not None:
+            if not isinstance(job_id, str) or not job_id:
+                raise JobDataError(f"job_id={job_id!r} for task {task!r}: expected a non-empty "
+                                   "string (leave it out for an auto-numbered id)")
+            check_job_id(job_id)
         return dataclasses.replace(job_options(self.settings), delay_ms=delay_ms, job_id=job_id,
                                    attempts=attempts or self.settings.worker_default_attempts,
                                    priority=priority or 0)

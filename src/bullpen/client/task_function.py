@@ -13,6 +13,8 @@ from bullpen.client.async_client import Client
 from bullpen.client.job import Job
 from bullpen.client.sync_client import SyncClient, SyncJob
 from bullpen.definitions.declared import DeclaredTask
+from bullpen.definitions.task import DEFAULT_MAX_JOBS_PER_CHILD
+from bullpen.definitions.task import isolated as isolate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,14 +43,19 @@ class TaskFunction(DeclaredTask[P, R]):
             priority=priority)
 
 
-def task(name: str) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
+def task(name: str, *, isolated: bool = False,
+         max_jobs_per_child: int = DEFAULT_MAX_JOBS_PER_CHILD
+         ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
     """Register the decorated handler as task `name` (in your app's tasks module).
 
     The handler takes `()`, `(data)` or `(data, ctx)`, as in `task_handlers`; the worker finds
     every `@task` declared in the BULLPEN_APP package when it loads `<app>.tasks`.
+    `isolated=True` runs it in a child process, as `bullpen.isolated(handler)` does.
     """
 
     def register(handler: Callable[P, R]) -> TaskFunction[P, R]:
-        return TaskFunction(name, handler)
+        run_as = (isolate(handler, max_jobs_per_child=max_jobs_per_child) if isolated
+                  else None)
+        return TaskFunction(name, handler, run_as)
 
     return register

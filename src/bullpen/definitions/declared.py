@@ -21,10 +21,12 @@ _declared: list[DeclaredTask[Any, Any]] = []
 class DeclaredTask(Generic[P, R]):
     """A handler with its task name; calling it calls the handler unchanged."""
 
-    def __init__(self, name: str, handler: Callable[P, R]) -> None:
+    def __init__(self, name: str, handler: Callable[P, R], run_as: Handler | None = None) -> None:
         Task.of(name, handler)  # a handler with the wrong shape fails at import, not at run
         self.name = name
         self.handler = handler
+        # What the worker registers: the handler itself, or a wrapper such as isolated(handler).
+        self.run_as: Handler = run_as if run_as is not None else handler
         functools.update_wrapper(self, handler)
         # A module imported again (a reload) declares its tasks again: the new ones replace them.
         _declared[:] = [task for task in _declared if task._key != self._key]
@@ -53,4 +55,4 @@ def declared_in(package: str) -> list[DeclaredTask[Any, Any]]:
 
 def plain_handler(handler: Handler) -> Handler:
     """The function to run: a declared task's own handler (so async ones are seen as async)."""
-    return handler.handler if isinstance(handler, DeclaredTask) else handler
+    return handler.run_as if isinstance(handler, DeclaredTask) else handler

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -18,3 +19,9 @@ def shout(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     ctx.log("shouting")
     return {"text": str(data.get("text", "")).upper(),
             "in_thread": threading.current_thread() is not threading.main_thread()}
+
+
+@task("client.where", isolated=True, max_jobs_per_child=5)
+def where(data: dict[str, Any]) -> dict[str, int]:
+    """Which process ran it: an isolated task runs in a child of the worker."""
+    return {"pid": os.getpid(), "parent": os.getppid()}
