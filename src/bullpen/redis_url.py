@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit, urlunsplit
 
 from bullpen import logs
 from bullpen.adapter import QueueClient, probe
 from bullpen.embedded import ensure_server
+from bullpen.redis_address import redact
 from bullpen.settings import Settings
+
+__all__ = ["client_for", "redact", "resolve_url", "wait_for_redis"]
 
 log = logs.get("worker")
 
@@ -18,18 +20,6 @@ def resolve_url(settings: Settings) -> str:
     if settings.worker_redis_url:
         return settings.worker_redis_url
     return ensure_server(settings.bullpen_var_dir)
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, safe to log or show."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def client_for(settings: Settings, url: str | None = None) -> QueueClient:
