@@ -19,12 +19,15 @@ from bullpen.errors import SecretError
 from bullpen.exports.service import ExportService
 from bullpen.loader import Definitions, load_definitions
 from bullpen.redis_url import redact, resolve_url
-from bullpen.settings import Settings
+from bullpen.settings import Settings, split_list
 from bullpen.web import api, downloads, forms, metrics, pages, probes
-from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware
+from bullpen.web.hosts import HostPolicy
+from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware, is_public
 from bullpen.web.security import Guard
+from bullpen.web.sessions import SessionStore
 from bullpen.web.state import WebState
 from bullpen.web.templating import build_templates, render
+from bullpen.web.throttle import FailureThrottle
 
 log = logs.get("web")
 
@@ -55,6 +58,9 @@ def _routes(exports: ExportService | None) -> list[BaseRoute]:
 async def _not_found(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api"):
         return Response('{"error": "not found"}', 404, media_type="application/json")
+    if is_public(request.url.path, request.method):
+        # Anyone may ask for /exports/anything: the answer names nothing about this server.
+        return downloads.public_page(404, "Not found", "There is nothing at this address.")
     return render(request, "error.html", status=404, message="No such page.", title="Not found")
 
 
@@ -91,18 +97,26 @@ def create_app(settings: Settings, *, definitions: Definitions | None = None,
             await state.client.close()
 
     guard = Guard(settings)
+    sessions = SessionStore(guard.key, settings.keyspace, lambda: state.client.redis,
+                            settings.web_session_max_age_s)
+    throttle = FailureThrottle()
+    hosts = HostPolicy(split_list(settings.web_allowed_hosts), settings.web_host)
     max_body = 3 * settings.job_max_data_bytes + BODY_OVERHEAD_BYTES
     app = Starlette(
         routes=_routes(state.exports),
         middleware=[
             Middleware(DeadlineMiddleware, deadline_s=request_deadline_s,
                        redis_shown=state.redis_url_shown),
-            Middleware(SecurityMiddleware, guard=guard, max_body_bytes=max_body),
+            Middleware(SecurityMiddleware, guard=guard, sessions=sessions, hosts=hosts,
+                       throttle=throttle, max_body_bytes=max_body,
+                       cookie_secure=settings.web_cookie_secure),
         ],
         exception_handlers={404: _not_found, RedisConnectionError: _redis_down},
         lifespan=lifespan,
     )
     app.state.web = state
     app.state.guard = guard
+    app.state.sessions = sessions
+    app.state.throttle = throttle
     app.state.templates = build_templates()
     return app

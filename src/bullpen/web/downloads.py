@@ -17,19 +17,28 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from bullpen.errors import ExportNotFoundError, TokenExpiredError, TokenInvalidError
+from bullpen.exports.service import is_media_type
 from bullpen.web.state import export_service, web_state
 
 CHUNK_BYTES = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+FALLBACK_TYPE = "application/octet-stream"
 _SAFE_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
-                 "Referrer-Policy": "no-referrer"}
+                 "Referrer-Policy": "no-referrer",
+                 "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox"}
 
 
-def _page(status: int, title: str, text: str) -> HTMLResponse:
-    # Fixed texts only: nothing from the token or the file is echoed back.
+def public_page(status: int, title: str, text: str) -> HTMLResponse:
+    """A page anyone may be shown: fixed texts only, nothing from the request or the server."""
     body = (f"<!doctype html><meta charset=utf-8><title>{title}</title>"
             f"<body style='font:16px system-ui;margin:3em'><h1>{title}</h1><p>{text}</p>")
     return HTMLResponse(body, status_code=status, headers=_SAFE_HEADERS)
+
+
+def safe_media_type(value: str) -> str:
+    """The stored content type if it is a well-formed header value, else a neutral one: a CR or
+    LF in it (metadata written by an older version, or by hand) would abort the download."""
+    return value if is_media_type(value) else FALLBACK_TYPE
 
 
 def content_disposition(filename: str) -> str:
@@ -40,8 +49,9 @@ def content_disposition(filename: str) -> str:
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(start, end) inclusive for one satisfiable range; None to send everything;
-    "unsatisfiable" for a range wholly past the end."""
-    if not header:
+    "unsatisfiable" for a range wholly past the end. An empty file is always sent whole (there
+    is no byte range of nothing to name in a Content-Range)."""
+    if not header or size == 0:
         return None
     match = _RANGE.fullmatch(header.strip())
     if match is None:
@@ -80,11 +90,13 @@ async def download(request: Request) -> Response:
     try:
         export = await run_in_threadpool(service.verify, request.path_params["token"])
     except TokenInvalidError:
-        return _page(404, "Not found", "There is nothing at this address.")
+        return public_page(404, "Not found", "There is nothing at this address.")
     except TokenExpiredError:
-        return _page(410, "Link expired", "This download link has expired. Ask for a new one.")
+        return public_page(410, "Link expired",
+                           "This download link has expired. Ask for a new one.")
     except ExportNotFoundError:
-        return _page(410, "File gone", "This file has been deleted and is no longer available.")
+        return public_page(410, "File gone",
+                           "This file has been deleted and is no longer available.")
     size = export.size_bytes
     etag = f'"{export.sha256}"'
     headers = {**_SAFE_HEADERS, "Accept-Ranges": "bytes", "ETag": etag,
@@ -99,13 +111,15 @@ async def download(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=export.content_type)
+        return Response(status_code=status, headers=headers,
+                        media_type=safe_media_type(export.content_type))
     try:
         handle = await run_in_threadpool(service.open, export.id)
     except (ExportNotFoundError, FileNotFoundError):
-        return _page(410, "File gone", "This file has been deleted and is no longer available.")
+        return public_page(410, "File gone",
+                           "This file has been deleted and is no longer available.")
     return StreamingResponse(_stream(handle, start, end - start + 1), status_code=status,
-                             headers=headers, media_type=export.content_type)
+                             headers=headers, media_type=safe_media_type(export.content_type))
 
 
 def routes() -> list[BaseRoute]:
