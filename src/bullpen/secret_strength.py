@@ -14,6 +14,9 @@ import zlib
 from collections import Counter
 
 GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+# Machine tokens as strong as the export secret; a basic-auth password is typed by people.
+MIN_TOKEN_BYTES, MIN_TOKEN_BITS = 32, 96
+MIN_PASSWORD_BYTES, MIN_PASSWORD_BITS = 16, 52
 
 
 def estimated_bits(secret: str) -> float:
@@ -43,3 +46,20 @@ def weakness(secret: str, min_bytes: int, min_bits: float) -> str | None:
         return (f"looks guessable: about {bits:.0f} bits of randomness, {min_bits:.0f} "
                 "required (repeated, sequential or too few different characters)")
     return None
+
+
+def web_credential_problems(token: str, basic: str, metrics_token: str) -> list[str]:
+    """What is guessable in the dashboard's credentials, by variable (never by value)."""
+    found = []
+    for variable, value in (("WEB_AUTH_TOKEN", token), ("WEB_METRICS_TOKEN", metrics_token)):
+        problem = value and weakness(value, MIN_TOKEN_BYTES, MIN_TOKEN_BITS)
+        if problem:
+            found.append(f"{variable} {problem}")
+    if basic:
+        user, _, password = basic.partition(":")
+        if not user.strip():
+            found.append("WEB_BASIC_AUTH has an empty user name")
+        problem = weakness(password, MIN_PASSWORD_BYTES, MIN_PASSWORD_BITS)
+        if problem:
+            found.append(f"WEB_BASIC_AUTH's password {problem}")
+    return found

@@ -47,6 +47,26 @@ def test_bad_settings_value(env: dict[str, str]) -> None:
     assert checks["redis"]["status"] == "skip"
 
 
+@pytest.mark.parametrize("url", ["localhost:6379", "redis://:pa/ss@h:notaport/0"])
+def test_malformed_redis_url_is_a_settings_failure(env: dict[str, str], url: str) -> None:
+    code, checks, text = _doctor({**env, "WORKER_REDIS_URL": url})
+    assert code == 1
+    assert checks["settings"]["status"] == "fail"
+    message = checks["settings"]["message"]
+    assert "WORKER_REDIS_URL=" in message and "e.g. redis://localhost:6379/0" in message
+    assert "pa/ss" not in text and checks["redis"]["status"] == "skip"
+
+
+def test_weak_web_credentials(env: dict[str, str]) -> None:
+    code, checks, text = _doctor({**env, "WEB_AUTH_TOKEN": "a" * 40,
+                                  "WEB_BASIC_AUTH": "admin:password12345678"})
+    assert code == 1
+    message = checks["other secrets"]["message"]
+    assert "WEB_AUTH_TOKEN looks guessable" in message
+    assert "WEB_BASIC_AUTH's password looks guessable" in message
+    assert "aaaaaaaa" not in text and "password1234" not in text
+
+
 def test_placeholder_secret(env: dict[str, str]) -> None:
     code, checks, text = _doctor({**env, "EXPORT_TOKEN_SECRET": "your-secret-here"})
     assert code == 1

@@ -298,16 +298,13 @@ CASES = [
 ]
 
 
-def _http(method: str, path: str, times: int = 1, **overrides: object
-          ) -> Callable[[Ctx], str]:
+def _http(method: str, path: str, headers: dict[str, str], settings: dict[str, object],
+          times: int = 1) -> Callable[[Ctx], str]:
     """Status and body of the last of `times` identical requests to the dashboard app."""
-    headers = {str(k).removeprefix("h_").replace("_", "-"): str(v)
-               for k, v in overrides.items() if str(k).startswith("h_")}
-    options = {k: v for k, v in overrides.items() if not str(k).startswith("h_")}
 
     def produce(_ctx: Ctx) -> str:
         async def go() -> str:
-            app = create_app(Settings(**options))  # type: ignore[arg-type]
+            app = create_app(Settings(**settings))  # type: ignore[arg-type]
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as web:
                 for _ in range(times):
@@ -332,8 +329,8 @@ def _content_type_with_crlf(ctx: Ctx) -> str:
     return raised(lambda: service.create("r.csv", b"a\n", content_type="text/csv\r\nX-Evil: 1"))
 
 
-NO_AUTH = {"web_allow_no_auth": True}
-WITH_TOKEN = {"web_auth_token": "web-token-Hq7Zt2Lm9Xr4Wc6Np1Vb8Ks3Jd5Fg0Ye",
+NO_AUTH: dict[str, object] = {"web_allow_no_auth": True}
+WITH_TOKEN: dict[str, object] = {"web_auth_token": "web-token-Hq7Zt2Lm9Xr4Wc6Np1Vb8Ks3Jd5Fg0Ye",
               "web_metrics_token": "metrics-Rk4Vz8Qp2Lx6Tm1Wn9Hb3Jc7Fd5Gs0Ya"}
 HIDDEN = "se/cr#et?pw"
 # The audit's attacks (issue #11), each refused with a message that names what and says how.
@@ -391,24 +388,24 @@ CASES += [
          lambda c: _settings_error(c, "WEB_ALLOWED_HOSTS", "dash.example.com;evil"),
          "WEB_ALLOWED_HOSTS", "'dash.example.com;evil'", "a comma-separated list"),
     # bullpen web: requests
-    Case("DNS rebinding: a foreign Host", _http("GET", "/api/overview", h_host="attacker.test",
-                                                **NO_AUTH),
+    Case("DNS rebinding: a foreign Host",
+         _http("GET", "/api/overview", {"host": "attacker.test"}, NO_AUTH),
          "400 Host 'attacker.test' is not served here", "(serving 127.0.0.1, ::1, localhost)",
          "add it to WEB_ALLOWED_HOSTS"),
-    Case("cross-origin POST", _http("POST", "/api/queue/pause", h_origin="http://attacker.test",
-                                    **NO_AUTH),
+    Case("cross-origin POST",
+         _http("POST", "/api/queue/pause", {"origin": "http://attacker.test"}, NO_AUTH),
          "403 cross-origin request refused", "(Origin 'http://attacker.test')",
          "post from the dashboard's own pages"),
     Case("proxied request to a dashboard without auth",
-         _http("GET", "/api/overview", h_x_forwarded_for="203.0.113.9", **NO_AUTH),
+         _http("GET", "/api/overview", {"x-forwarded-for": "203.0.113.9"}, NO_AUTH),
          "403 this dashboard has no authentication", "(Forwarded, X-Forwarded-*, Via)",
          "set WEB_AUTH_TOKEN"),
-    Case("guessed bearer tokens", _http("GET", "/api/overview", times=12,
-                                        h_authorization="Bearer guess", **WITH_TOKEN),
+    Case("guessed bearer tokens",
+         _http("GET", "/api/overview", {"authorization": "Bearer guess"}, WITH_TOKEN, times=12),
          "429", "too many failed sign-in attempts", "try again in"),
     Case("metrics token on the API",
-         _http("GET", "/api/overview", h_authorization=f"Bearer {WITH_TOKEN['web_metrics_token']}",
-               **WITH_TOKEN),
+         _http("GET", "/api/overview",
+               {"authorization": f"Bearer {WITH_TOKEN['web_metrics_token']}"}, WITH_TOKEN),
          "401", "authentication required", None),
     # Files
     Case("export content type with CR LF", _content_type_with_crlf,

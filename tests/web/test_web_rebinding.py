@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.processes import Proc, eventually, start_worker
+from tests.helpers.processes import eventually, start_worker
 from tests.helpers.web import running_web
 from tests.web.test_web_browser import CHROMIUM, CHROMIUM_ARGS
 

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from bullpen.adapter import JOB_STATES, QueueClient
+from bullpen.logs import printable
 from bullpen.cli.common import fail, print_json, settings, with_client
 from bullpen.errors import BullpenError, JobNotFoundError
 from bullpen.loader import load_registry
@@ -69,8 +70,10 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo("  ".join(f"{name}={count}" for name, count in counts.items()))
         for record in records:
-            typer.echo(f"{record.id:<40} {record.name:<24} attempts={record.attempts_made}"
-                       f"/{record.attempts_allowed} created={_when(record.timestamp_ms)}")
+            # Ids and task names come from whoever enqueued: escaped, they cannot forge lines.
+            typer.echo(f"{printable(record.id):<40} {printable(record.name):<24} "
+                       f"attempts={record.attempts_made}/{record.attempts_allowed} "
+                       f"created={_when(record.timestamp_ms)}")
 
     @app.command("job")
     def job_command(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
@@ -89,7 +92,7 @@ def register(app: typer.Typer) -> None:
             print_json(details)
             return
         for key in ("id", "name", "state", "attempts_made", "attempts_allowed", "duration_ms"):
-            typer.echo(f"{key:>16}: {details[key]}")
+            typer.echo(f"{key:>16}: {printable(details[key])}")
         for key in ("timestamp_ms", "processed_on_ms", "finished_on_ms"):
             typer.echo(f"{key.removesuffix('_ms'):>16}: {_when(details[key])}")
         typer.echo(f"{'data':>16}: {details['data']!r}")
@@ -98,4 +101,4 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(f"{'return_value':>16}: {record.return_value!r}")
         for line in lines:
-            typer.echo(f"{'log':>16}: {line}")
+            typer.echo(f"{'log':>16}: {printable(line)}")

@@ -15,16 +15,13 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 
 from bullpen.errors import SettingsError
-from bullpen.secret_strength import GENERATE, weakness
+from bullpen.secret_strength import GENERATE, web_credential_problems
 from bullpen.settings import Settings
 
 SESSION_COOKIE = "bullpen_session"
 CSRF_COOKIE = "bullpen_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-# Machine tokens as strong as the export secret; a basic-auth password is typed by people.
-MIN_TOKEN_BYTES, MIN_TOKEN_BITS = 32, 96
-MIN_PASSWORD_BYTES, MIN_PASSWORD_BITS = 16, 52
 
 
 def is_loopback(host: str) -> bool:
@@ -34,25 +31,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name other than localhost may resolve anywhere
-
-
-def _weak_credentials(settings: Settings) -> list[str]:
-    """Each configured web credential that is guessable, by name and problem (never value)."""
-    found = []
-    for variable, secret in (("WEB_AUTH_TOKEN", settings.web_auth_token),
-                             ("WEB_METRICS_TOKEN", settings.web_metrics_token)):
-        value = secret.get_secret_value()
-        problem = value and weakness(value, MIN_TOKEN_BYTES, MIN_TOKEN_BITS)
-        if problem:
-            found.append(f"{variable} {problem}")
-    user, _, password = settings.web_basic_auth.get_secret_value().partition(":")
-    if settings.web_basic_auth.get_secret_value():
-        problem = weakness(password, MIN_PASSWORD_BYTES, MIN_PASSWORD_BITS)
-        if not user.strip():
-            found.append("WEB_BASIC_AUTH has an empty user name")
-        if problem:
-            found.append(f"WEB_BASIC_AUTH's password {problem}")
-    return found
 
 
 def check_bind(host: str, settings: Settings) -> list[str]:
@@ -73,7 +51,8 @@ def check_bind(host: str, settings: Settings) -> list[str]:
             "could read job data and retry or remove jobs. Set WEB_AUTH_TOKEN or "
             "WEB_BASIC_AUTH=user:password, or listen on 127.0.0.1 (WEB_HOST).")
     if public or not settings.is_development:
-        weak = _weak_credentials(settings)
+        weak = web_credential_problems(settings.web_auth_token.get_secret_value(), basic,
+                                       settings.web_metrics_token.get_secret_value())
         if weak:
             raise SettingsError("refusing to start with guessable credentials: "
                                 + "; ".join(weak) + f". Generate tokens with: {GENERATE}")
