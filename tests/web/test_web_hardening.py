@@ -4,6 +4,7 @@ response headers, Secure cookies and the read-only metrics token."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -11,6 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bullpen.errors import ExportError
+from bullpen.exports import naming
+from bullpen.exports.service import ExportService
+from bullpen.settings import Settings
 from tests.helpers.processes import Proc, run_cli
 from tests.helpers.redis_server import free_port
 from tests.helpers.web import running_web
@@ -243,3 +248,25 @@ def test_metrics_token_reads_metrics_and_nothing_else(token_web: tuple[Proc, str
         response = httpx.request(method, f"{base}{path}", headers=scraper, json={})
         assert response.status_code in (401, 405), (method, path, response.status_code)
     assert httpx.get(f"{base}/api/overview", headers=ADMIN).json()["paused"] is False
+
+
+def test_odd_exports_download_whole(token_web: tuple[Proc, str], web_settings: Settings) -> None:
+    _, base = token_web
+    service = ExportService(web_settings)
+    _, empty_token = service.create("empty.csv", b"")
+    for wanted in ("bytes=-5", "bytes=0-", "bytes=0-0"):
+        response = httpx.get(f"{base}/exports/{empty_token}", headers={"Range": wanted})
+        assert response.status_code == 200 and response.content == b"", wanted
+        assert "content-range" not in response.headers
+    with pytest.raises(ExportError, match="is not a media type"):
+        service.create("r.csv", b"a\n", content_type="text/csv\r\nX-Evil: 1")
+    # Metadata written by hand, or by an older version, with a CR LF in the content type.
+    export, token = service.create("r.csv", b"a,b\n", content_type="text/csv")
+    meta = web_settings.export_path / naming.meta_name(export.id)
+    record = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**record, "content_type": "text/csv\r\nX-Evil: 1"}))
+    response = httpx.get(f"{base}/exports/{token}")
+    assert response.status_code == 200 and response.content == b"a,b\n"
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert "x-evil" not in response.headers
+    assert "sandbox" in response.headers["content-security-policy"]

@@ -9,10 +9,10 @@ from typing import Any
 import typer
 
 from bullpen.adapter import JOB_STATES, QueueClient
-from bullpen.logs import printable
 from bullpen.cli.common import fail, print_json, settings, with_client
 from bullpen.errors import BullpenError, JobNotFoundError
 from bullpen.loader import load_registry
+from bullpen.logs import printable
 from bullpen.producer import enqueue, job_options, parse_json_data
 
 
