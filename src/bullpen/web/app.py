@@ -65,12 +65,15 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _redis_down(request: Request, exc: Exception) -> Response:
-    shown = request.app.state.web.redis_url_shown
-    message = (f"Redis at {shown} is unreachable ({type(exc).__name__}); check WORKER_REDIS_URL "
+    public = is_public(request.url.path, request.method)
+    where = "" if public else f" at {request.app.state.web.redis_url_shown}"
+    message = (f"Redis{where} is unreachable ({type(exc).__name__}); check WORKER_REDIS_URL "
                "and that the server is running, then reload")
     log.warning("%s %s: %s", request.method, request.url.path, message)
     if request.url.path.startswith("/api") or request.url.path == "/metrics":
         return Response(json.dumps({"error": message}), 503, media_type="application/json")
+    if public:
+        return downloads.public_page(503, "Unavailable", "Try again in a moment.")
     return render(request, "error.html", status=503, message=message, title="Redis unreachable")
 
 
