@@ -306,10 +306,15 @@ def _http(method: str, path: str, headers: dict[str, str], settings: dict[str, o
         async def go() -> str:
             app = create_app(Settings(**settings))  # type: ignore[arg-type]
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as web:
-                for _ in range(times):
-                    response = await web.request(method, path, headers=headers, json={})
-            return f"{response.status_code} {response.text}"
+            try:
+                async with httpx.AsyncClient(transport=transport,
+                                             base_url="http://localhost") as web:
+                    for _ in range(times):
+                        response = await web.request(method, path, headers=headers, json={})
+            finally:
+                await app.state.web.client.close()  # no lifespan runs under ASGITransport
+            framing = response.headers.get("content-security-policy", "")
+            return f"{response.status_code} {response.text} [CSP: {framing}]"
         return asyncio.run(go())
     return produce
 
@@ -322,6 +327,11 @@ def _someone_elses_export(directory: Path) -> None:
     path = directory / naming.data_name(EXPORT_ID)
     path.write_bytes(b"theirs")
     os.chown(path, 65534, 65534)
+
+
+def _empty_file_range(ctx: Ctx) -> str:
+    _, token = ExportService(ctx.settings()).create("empty.csv", b"")
+    return _http("GET", f"/exports/{token}", {"range": "bytes=-5"}, NO_AUTH)(ctx)
 
 
 def _content_type_with_crlf(ctx: Ctx) -> str:
@@ -403,6 +413,18 @@ CASES += [
     Case("guessed bearer tokens",
          _http("GET", "/api/overview", {"authorization": "Bearer guess"}, WITH_TOKEN, times=12),
          "429", "too many failed sign-in attempts", "try again in"),
+    Case("forged session cookie",
+         _http("GET", "/api/overview", {"cookie": "bullpen_session=forged.0123abcd"},
+               WITH_TOKEN),
+         "401", "authentication required", None),
+    Case("public 404 under /exports/a/b",
+         _http("GET", "/exports/a/b", {"accept": "text/html"}, WITH_TOKEN),
+         "404", "There is nothing at this address.", None, hidden="redis://"),
+    Case("framing the dashboard (clickjacking)",
+         _http("GET", "/api/overview", {}, NO_AUTH),
+         "200", "frame-ancestors 'none'", None),
+    Case("empty export with a suffix range", _empty_file_range,
+         "200", "sandbox", None, hidden="0--1"),
     Case("metrics token on the API",
          _http("GET", "/api/overview",
                {"authorization": f"Bearer {WITH_TOKEN['web_metrics_token']}"}, WITH_TOKEN),
