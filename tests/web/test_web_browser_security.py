@@ -1,7 +1,8 @@
-"""DNS rebinding in headless Chromium: a page on attacker.test, whose name now resolves to
-127.0.0.1, scripts the dashboard as its own origin. The audit's script read download tokens from
-job results, minted a link, downloaded an export and enqueued a job; the Host check refuses all
-of it, while the same script from the dashboard's own origin still works."""
+"""The dashboard in headless Chromium under attack. DNS rebinding: a page on attacker.test, whose
+name now resolves to 127.0.0.1, scripts the dashboard as its own origin (the audit's script read
+download tokens from job results, minted a link, downloaded an export and enqueued a job); the
+Host check refuses all of it, while the same script from the dashboard's own origin still works.
+And the content security policy leaves the dashboard itself working."""
 
 from __future__ import annotations
 
@@ -121,3 +122,23 @@ def test_a_rebound_name_gets_nothing(dashboard: str) -> None:
 def test_another_origin_cannot_post(dashboard: str) -> None:
     _run(dashboard, "http://evil.test:PORT/evil.html", CROSS_POST, dashboard)
     assert not _paused(dashboard)
+
+
+def test_the_dashboard_works_under_its_content_security_policy(dashboard: str) -> None:
+    """The CSP allows inline styles and the one hashed handler (the task filter), nothing more."""
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only browser tests need playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            violations: list[str] = []
+            page.on("console", lambda message: violations.append(message.text)
+                    if "Content Security Policy" in message.text else None)
+            page.goto(f"{dashboard}/jobs/completed")
+            page.select_option("select[name=task]", "exports.create")
+            page.wait_for_url("**/jobs/completed?task=exports.create")
+            assert page.locator("#jobs tbody tr").count() == 1
+            assert violations == []
+        finally:
+            browser.close()
