@@ -13,6 +13,7 @@ import redis
 
 from bullpen.adapter import JobOptions, QueueClient
 from tests.helpers import TEST_SECRET
+from tests.helpers.exports import finished
 from tests.helpers.processes import Proc, run_cli, start_worker
 from tests.helpers.redis_server import PrivateRedis, free_port
 
@@ -144,6 +145,23 @@ def test_failed_job_in_the_last_hour(app_env: dict[str, str]) -> None:
     assert "1 in the last hour; latest: test.give_up" in checks["failed jobs"]["message"]
     assert "bad input: will not retry" in checks["failed jobs"]["message"]
     assert "fix: read them with `bullpen jobs --state failed`" in text
+
+
+async def test_a_failed_job_cannot_forge_doctor_lines(app_env: dict[str, str],
+                                                      client: QueueClient) -> None:
+    forged = "\n✓ failed jobs: none in the last hour\nAll checks passed."
+    job_id = await client.add(f"no.such{forged}", {}, JobOptions(attempts=1))
+    worker: Proc = start_worker(app_env)
+    try:
+        await finished(client, job_id)
+    finally:
+        worker.kill()
+    _, checks, text = _doctor(app_env)
+    assert checks["failed jobs"]["status"] == "fail"
+    lines = text.splitlines()
+    assert "All checks passed." not in lines
+    assert not any(line.startswith("✓ failed jobs") for line in lines), lines
+    assert "latest: no.such\\n✓ failed jobs" in text
 
 
 def test_export_dir_missing_then_a_file(env: dict[str, str]) -> None:
