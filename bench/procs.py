@@ -68,7 +68,7 @@ def bullpen_env(url: str, queue: str, workdir: Path, **extra: str) -> dict[str, 
         "WORKER_LIMITER_MAX": "0",
         "BULLPEN_VAR_DIR": str(workdir / "var"),
         "EXPORT_DIR": str(workdir / "exports"),
-        "EXPORT_TOKEN_SECRET": "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "EXPORT_TOKEN_SECRET": "bench-secret-Vb8Qx2mLr7Tz4Kc9Wn3Jp6Hd5Fg1Sy0Ae",
         **extra,
     }
 

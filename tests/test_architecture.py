@@ -15,9 +15,11 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Lowest first. A module may import from its own floor or any floor below it, never above.
 FLOORS: list[tuple[str, ...]] = [
     ("bullpen.errors", "bullpen.version"),
-    ("bullpen.keyspace", "bullpen.logs", "bullpen.cron", "bullpen.job_ids", "bullpen.shown"),
+    ("bullpen.keyspace", "bullpen.logs", "bullpen.cron", "bullpen.job_ids", "bullpen.shown",
+     "bullpen.redis_address", "bullpen.secret_strength"),
     ("bullpen.settings",),
     ("bullpen.adapter",),
+    ("bullpen.embedded_files",),
     ("bullpen.embedded", "bullpen.redis_lock"),
     ("bullpen.redis_url",),
     ("bullpen.definitions",),

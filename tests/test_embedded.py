@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -151,14 +152,18 @@ def test_missing_binary_error_names_the_fixes(monkeypatch: pytest.MonkeyPatch) -
         embedded.find_binary()
 
 
-def test_long_var_dir_falls_back_to_loopback(tmp_path: Path) -> None:
+def test_long_var_dir_keeps_a_unix_socket_in_a_private_directory(tmp_path: Path) -> None:
     var_dir = tmp_path / ("deep-" * 20) / "var"
     try:
         url = embedded.ensure_server(var_dir)
-        assert url.startswith("redis://127.0.0.1:")
+        assert url.startswith("unix://"), url
+        socket_path = Path(url.removeprefix("unix://"))
+        assert len(os.fsencode(socket_path)) <= embedded.MAX_SOCKET_PATH_BYTES
+        directory = os.lstat(socket_path.parent)
+        assert directory.st_uid == os.geteuid() and directory.st_mode & 0o777 == 0o700
         connection = redis.Redis(**connection_kwargs(url), decode_responses=True)
         try:
-            assert connection.config_get("bind")["bind"] == "127.0.0.1"
+            assert connection.config_get("port")["port"] == "0"  # no TCP listener at all
             assert connection.config_get("appendonly")["appendonly"] == "yes"
         finally:
             connection.close()
@@ -166,6 +171,57 @@ def test_long_var_dir_falls_back_to_loopback(tmp_path: Path) -> None:
     finally:
         embedded.stop(var_dir)
         _kill_leftover(var_dir)
+
+
+def _connect_as_nobody(url: str) -> str:
+    """Connect to the server as another local user (uid 65534), as an attacker would."""
+    kwargs = connection_kwargs(url)
+    where: str | tuple[str, int] = kwargs.get("unix_socket_path") or (kwargs["host"],
+                                                                       kwargs["port"])
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to nobody, try the socket, report, exit at once
+        outcome = b"connected"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            family = socket.AF_UNIX if isinstance(where, str) else socket.AF_INET
+            with socket.socket(family) as attempt:
+                attempt.connect(where)
+        except OSError as exc:
+            outcome = f"refused: {exc.strerror}".encode()
+        os.write(write_end, outcome)
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        return pipe.read().decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+@pytest.mark.parametrize("deep", [False, True], ids=["short path", "long path"])
+def test_another_local_user_cannot_reach_the_server(tmp_path: Path, deep: bool) -> None:
+    var_dir = tmp_path / (("deep-" * 20) if deep else "") / "var"
+    try:
+        url = embedded.ensure_server(var_dir)
+        outcome = _connect_as_nobody(url)
+        assert outcome.startswith("refused"), outcome
+    finally:
+        embedded.stop(var_dir)
+        _kill_leftover(var_dir)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_socket_someone_else_owns_is_never_used(local_env: dict[str, str]) -> None:
+    var_dir = Path(local_env["BULLPEN_VAR_DIR"])
+    url = embedded.ensure_server(var_dir)
+    socket_path = Path(url.removeprefix("unix://"))
+    os.chown(socket_path, 65534, 65534)  # as if another user's server had bound it
+    assert not embedded.trusted_socket(url)
+    assert not embedded.status(var_dir).running
+    os.chown(socket_path, os.geteuid(), os.getegid())
+    os.chmod(socket_path.parent, 0o755)  # a directory others may enter is not private
+    assert not embedded.trusted_socket(url)
 
 
 def test_a_foreign_server_at_the_recorded_address_is_never_used(

@@ -30,6 +30,10 @@ module.exports = {
       },
     },
     {
+      // Refuses to start without WEB_AUTH_TOKEN in `cwd`/.env (behind a proxy every request
+      // comes from 127.0.0.1); generate one with
+      //   python -c 'import secrets; print(secrets.token_urlsafe(32))'
+      // and set WEB_ALLOWED_HOSTS to the host name the proxy forwards.
       name: "bullpen-web",
       script: bullpen,
       args: "web",

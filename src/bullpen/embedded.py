@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,51 +16,19 @@ from typing import Any
 import redis
 
 from bullpen.adapter.redis_options import connection_kwargs, quick_kwargs
+from bullpen.embedded_files import (
+    MAX_SOCKET_PATH_BYTES,
+    PRIVATE_MODE,
+    ServerFiles,
+    make_private_dir,
+    trusted_socket,
+)
 from bullpen.errors import EmbeddedError
 
-# sun_path is 108 bytes on Linux (104 on macOS); longer socket paths fall back to loopback TCP.
-MAX_SOCKET_PATH_BYTES = 100
+__all__ = ["MAX_SOCKET_PATH_BYTES", "ServerFiles", "ensure_server", "status", "stop",
+           "trusted_socket"]
+
 START_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class ServerFiles:
-    """Where the embedded server keeps everything, all under `<var dir>/redis`."""
-
-    root: Path
-
-    @classmethod
-    def under(cls, var_dir: Path) -> ServerFiles:
-        return cls(var_dir.expanduser().absolute() / "redis")
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def socket(self) -> Path:
-        return self.root / "redis.sock"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "redis.conf"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.root / "redis.pid"
-
-    @property
-    def logfile(self) -> Path:
-        return self.root / "redis.log"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / "start.lock"
-
-    @property
-    def url_file(self) -> Path:
-        """The URL of the last start: a socket path, or a loopback port when that is too long."""
-        return self.root / "url"
 
 
 def find_binary() -> Path:
@@ -91,7 +58,9 @@ def _client(url: str) -> redis.Redis:
 
 def _info(url: str, files: ServerFiles) -> dict[str, Any] | None:
     """INFO from our server at `url`; None if nothing (or another server) answers; {} while it
-    loads its data. A loopback port may have been taken by another server since our last start."""
+    loads its data."""
+    if not trusted_socket(url):
+        return None
     connection = _client(url)
     try:
         info = dict(connection.info())
@@ -119,12 +88,6 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _config_text(files: ServerFiles) -> tuple[str, str]:
     """The server's config file and the URL it will answer on."""
     lines = [
@@ -138,15 +101,12 @@ def _config_text(files: ServerFiles) -> tuple[str, str]:
         "appendfsync everysec",
         "maxmemory-policy noeviction",
         "protected-mode yes",
+        # No TCP at all: only this user, through the socket in a private directory.
+        "port 0",
+        f'unixsocket "{files.socket}"',
+        "unixsocketperm 700",
     ]
-    if len(os.fsencode(files.socket)) <= MAX_SOCKET_PATH_BYTES:
-        lines += ["port 0", f'unixsocket "{files.socket}"', "unixsocketperm 700"]
-        url = f"unix://{files.socket}"
-    else:
-        port = _free_loopback_port()
-        lines += ["bind 127.0.0.1", f"port {port}"]
-        url = f"redis://127.0.0.1:{port}/0"
-    return "\n".join(lines) + "\n", url
+    return "\n".join(lines) + "\n", f"unix://{files.socket}"
 
 
 @contextmanager
@@ -171,7 +131,8 @@ def _log_tail(files: ServerFiles, lines: int = 8) -> str:
 def _launch(files: ServerFiles, timeout_s: float) -> str:
     binary = find_binary()
     config, url = _config_text(files)
-    files.data.mkdir(parents=True, exist_ok=True)
+    make_private_dir(files.socket.parent)
+    files.data.mkdir(mode=PRIVATE_MODE, parents=True, exist_ok=True)
     files.config.write_text(config, encoding="utf-8")
     with open(files.logfile, "ab") as log_handle:
         # The server daemonises itself (fork + setsid), so it outlives this process group.
@@ -200,12 +161,7 @@ def ensure_server(var_dir: Path, timeout_s: float = START_TIMEOUT_S,
     url = recorded_url(files)
     if url and _info(url, files):
         return url
-    try:
-        files.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EmbeddedError(f"Cannot create the embedded server's directory {files.root}: "
-                            f"{exc.strerror}. Fix: set BULLPEN_VAR_DIR to a writable "
-                            "directory, or set WORKER_REDIS_URL.") from None
+    make_private_dir(files.root)
     with _start_lock(files):
         url = recorded_url(files)
         if url and _info(url, files) is not None:

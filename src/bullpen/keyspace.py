@@ -67,3 +67,7 @@ class Keyspace:
     def cleanup_stats(self) -> str:
         """Hash: deleted_files, deleted_bytes, summed over every cleanup."""
         return self._own("cleanup:stats")
+
+    def web_session(self, digest: str) -> str:
+        """String (with a TTL): one dashboard sign-in, named by the SHA-256 of its session id."""
+        return self._own(f"web:session:{digest}")

@@ -5,8 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 from typing import Any, TextIO
+
+# C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional overrides that
+# reorder what a terminal shows: each could forge a log line or hide text.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: object) -> str:
+    """`text` with every control character escaped (`\\n`, `\\x1b`, `\\u202e`): safe to log or
+    print when it came from outside (job ids, task names, file names, exception messages)."""
+    return _UNSAFE.sub(_escape, str(text))
+
+
+def _traceback(text: str) -> str:
+    # A traceback keeps its line breaks; each line is escaped and indented, so a message
+    # inside it can never pass for a log line of its own.
+    return "\n".join("    " + printable(line) for line in text.split("\n"))
 
 
 class _TextFormatter(logging.Formatter):
@@ -20,9 +46,9 @@ class _TextFormatter(logging.Formatter):
             self._second, self._stamp = second, self.formatTime(record, "%Y-%m-%d %H:%M:%S")
         stamp = self._stamp
         line = f"{stamp} {record.levelname:<7} [{record.name.removeprefix('bullpen.')}] " \
-               f"{record.getMessage()}"
+               f"{printable(record.getMessage())}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + _traceback(self.formatException(record.exc_info))
         return line
 
 
@@ -32,10 +58,10 @@ class _JsonFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name.removeprefix("bullpen."),
-            "message": record.getMessage(),
+            "message": printable(record.getMessage()),
         }
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
+            payload["exception"] = _traceback(self.formatException(record.exc_info))
         return json.dumps(payload, ensure_ascii=False)
 
 

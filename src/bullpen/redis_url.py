@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from bullpen import logs
 from bullpen.adapter import QueueClient, probe
 from bullpen.embedded import ensure_server
+from bullpen.redis_address import redact
 from bullpen.settings import Settings
+
+__all__ = ["client_for", "redact", "resolve_url", "wait_for_redis"]
 
 log = logs.get("worker")
 
@@ -29,18 +31,6 @@ def _announce_start(directory: Path, url: str) -> None:
         "server of their BULLPEN_VAR_DIR (default: ./var), so run them from this directory, or "
         "set BULLPEN_VAR_DIR or WORKER_REDIS_URL; `bullpen embedded stop` stops it.\n")
     sys.stderr.flush()
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, safe to log or show."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def client_for(settings: Settings, url: str | None = None) -> QueueClient:

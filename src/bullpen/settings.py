@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -13,35 +15,49 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bullpen.errors import SettingsError
 from bullpen.keyspace import Keyspace
+from bullpen.redis_address import RedisUrlError, redact
+from bullpen.redis_address import parse as parse_redis_url
 
-_SECRET_FIELDS = frozenset({"export_token_secret", "web_auth_token", "web_basic_auth"})
+_SECRET_FIELDS = frozenset({"export_token_secret", "web_auth_token", "web_basic_auth",
+                            "web_metrics_token"})
+_LIST_ITEM = re.compile(r"\*|\.?[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+(/\d{1,3})?|[0-9.]+/\d{1,2}")
+
+
+DAY_MS = 86_400_000
+MAX_DATA_BYTES = 64 * 2**20
 
 
 class Settings(BaseSettings):
-    """Every knob bullpen reads; field names map to upper-case environment variables."""
+    """Every knob bullpen reads; field names map to upper-case environment variables.
+
+    Every number has an upper bound, and no float accepts inf or nan: a value past any sane
+    setting is a typo that would otherwise fail later, mid-job, in a way that hides why.
+    """
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
-    worker_default_queue: str = Field("dojo-slims", min_length=1, pattern=r"^[^:\s]+$")
+    worker_default_queue: str = Field("dojo-slims", min_length=1, max_length=200,
+                                      pattern=r"^[^:\s]+$")
     worker_redis_url: str | None = None
-    worker_prefix: str = Field("bull", min_length=1, pattern=r"^[^:\s]+$")
+    worker_prefix: str = Field("bull", min_length=1, max_length=100, pattern=r"^[^:\s]+$")
     worker_concurrency: int = Field(5, ge=1, le=10_000)
-    worker_limiter_max: int = Field(10, ge=0)
-    worker_limiter_duration: int = Field(1000, ge=1, description="milliseconds")
-    worker_lock_duration_ms: int = Field(30_000, ge=100)
-    worker_stalled_interval_ms: int = Field(30_000, ge=100)
-    worker_max_stalled_count: int = Field(1, ge=0)
-    worker_shutdown_timeout_s: float = Field(30.0, ge=0)
-    worker_default_attempts: int = Field(3, ge=1)
+    worker_limiter_max: int = Field(10, ge=0, le=1_000_000)
+    worker_limiter_duration: int = Field(1000, ge=1, le=DAY_MS, description="milliseconds")
+    worker_lock_duration_ms: int = Field(30_000, ge=100, le=DAY_MS)
+    worker_stalled_interval_ms: int = Field(30_000, ge=100, le=DAY_MS)
+    worker_max_stalled_count: int = Field(1, ge=0, le=1000)
+    worker_shutdown_timeout_s: float = Field(30.0, ge=0, le=86_400, allow_inf_nan=False)
+    worker_default_attempts: int = Field(3, ge=1, le=1000)
     worker_backoff_type: Literal["exponential", "fixed"] = "exponential"
-    worker_backoff_delay_ms: int = Field(1000, ge=0)
-    worker_keep_completed: int = Field(1000, ge=0)
-    worker_keep_failed: int = Field(5000, ge=0)
-    worker_heartbeat_interval_s: float = Field(5.0, gt=0)
+    worker_backoff_delay_ms: int = Field(1000, ge=0, le=DAY_MS)
+    worker_keep_completed: int = Field(1000, ge=0, le=10_000_000)
+    worker_keep_failed: int = Field(5000, ge=0, le=10_000_000)
+    worker_heartbeat_interval_s: float = Field(5.0, gt=0, le=3600, allow_inf_nan=False)
     worker_processes: int = Field(1, ge=1, le=64)
-    job_max_data_bytes: int = Field(512 * 1024, ge=1)
+    job_max_data_bytes: int = Field(512 * 1024, ge=1, le=MAX_DATA_BYTES)
 
     bullpen_app: str | None = Field(None, description="package with tasks/schedules modules")
     bullpen_env: Literal["production", "development"] = "production"
@@ -50,24 +66,66 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     export_token_secret: SecretStr = SecretStr("")
-    export_default_expiry_minutes: int = Field(15, ge=1)
-    export_max_file_age_hours: float = Field(24, gt=0)
+    export_default_expiry_minutes: int = Field(15, ge=1, le=525_600)
+    export_max_file_age_hours: float = Field(24, gt=0, le=87_600, allow_inf_nan=False)
     export_dir: Path | None = None
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(8000, ge=1, le=65535)
     web_auth_token: SecretStr = SecretStr("")
     web_basic_auth: SecretStr = SecretStr("")
+    web_metrics_token: SecretStr = SecretStr("")
+    web_allow_no_auth: bool = False
+    web_allowed_hosts: str = ""
+    web_trusted_proxies: str = "127.0.0.1,::1"
+    web_cookie_secure: bool | None = None
+    web_session_max_age_s: int = Field(7 * 86_400, ge=1, le=90 * 86_400)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("worker_redis_url", "bullpen_app", mode="before")
+    @field_validator("worker_redis_url", "bullpen_app", "web_cookie_secure", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("worker_redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_redis_url(value)
+            except RedisUrlError as exc:
+                raise ValueError(str(exc).removeprefix("Redis URL: ")) from None
+        return value
+
+    @field_validator("bullpen_var_dir", "export_dir", mode="before")
+    @classmethod
+    def _directory(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            raise ValueError("empty, which would mean the working directory; give a directory, "
+                             "or remove the line to use the default")
+        expanded = os.path.expanduser(value.strip())
+        if expanded.startswith("~"):
+            raise ValueError("cannot expand this ~user; give an absolute path")
+        return expanded
+
+    @field_validator("web_allowed_hosts", "web_trusted_proxies")
+    @classmethod
+    def _name_list(cls, value: str) -> str:
+        for item in split_list(value):
+            if not _LIST_ITEM.fullmatch(item):
+                raise ValueError(f"{item!r} is not a host name, address or network; expected "
+                                 "a comma-separated list such as 'dash.example.com,127.0.0.1'")
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if name == "worker_redis_url" and value else value
 
     @cached_property
     def export_path(self) -> Path:
@@ -89,6 +147,11 @@ class Settings(BaseSettings):
 OTHER_VARIABLES = frozenset({"BULLPEN_HOME", "BULLPEN_SUPERVISOR_PID", "BULLPEN_TEST_REDIS_URL"})
 
 
+def split_list(value: str) -> list[str]:
+    """A comma-separated setting as its non-empty items."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
     """Variables that look like bullpen settings but are not, each with a suggestion."""
     known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
@@ -104,10 +167,12 @@ def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
 def _describe(error: dict[str, Any], env_file_values: dict[str, str]) -> str:
     field = str(error["loc"][0]) if error["loc"] else "?"
     variable = field.upper()
+    raw = os.environ.get(variable, env_file_values.get(variable, error.get("input")))
     if field in _SECRET_FIELDS:
         shown = "<hidden>"
+    elif field == "worker_redis_url" and isinstance(raw, str):
+        shown = repr(redact(raw))  # repr escapes every control character
     else:
-        raw = os.environ.get(variable, env_file_values.get(variable, error.get("input")))
         shown = repr(raw)
     return f"  {variable}={shown}: {error['msg']}"
 

@@ -13,6 +13,7 @@ import redis
 
 from bullpen.adapter import JobOptions, QueueClient
 from tests.helpers import TEST_SECRET
+from tests.helpers.exports import finished
 from tests.helpers.processes import Proc, run_cli, start_worker
 from tests.helpers.redis_server import PrivateRedis, free_port
 
@@ -45,6 +46,26 @@ def test_bad_settings_value(env: dict[str, str]) -> None:
     assert "WORKER_CONCURRENCY='0'" in checks["settings"]["message"]
     assert "fix: correct these variables in the environment or .env" in text
     assert checks["redis"]["status"] == "skip"
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "redis://:pa/ss@h:notaport/0"])
+def test_malformed_redis_url_is_a_settings_failure(env: dict[str, str], url: str) -> None:
+    code, checks, text = _doctor({**env, "WORKER_REDIS_URL": url})
+    assert code == 1
+    assert checks["settings"]["status"] == "fail"
+    message = checks["settings"]["message"]
+    assert "WORKER_REDIS_URL=" in message and "e.g. redis://localhost:6379/0" in message
+    assert "pa/ss" not in text and checks["redis"]["status"] == "skip"
+
+
+def test_weak_web_credentials(env: dict[str, str]) -> None:
+    code, checks, text = _doctor({**env, "WEB_AUTH_TOKEN": "a" * 40,
+                                  "WEB_BASIC_AUTH": "admin:password12345678"})
+    assert code == 1
+    message = checks["other secrets"]["message"]
+    assert "WEB_AUTH_TOKEN looks guessable" in message
+    assert "WEB_BASIC_AUTH's password looks guessable" in message
+    assert "aaaaaaaa" not in text and "password1234" not in text
 
 
 def test_placeholder_secret(env: dict[str, str]) -> None:
@@ -124,6 +145,23 @@ def test_failed_job_in_the_last_hour(app_env: dict[str, str]) -> None:
     assert "1 in the last hour; latest: test.give_up" in checks["failed jobs"]["message"]
     assert "bad input: will not retry" in checks["failed jobs"]["message"]
     assert "fix: read them with `bullpen jobs --state failed`" in text
+
+
+async def test_a_failed_job_cannot_forge_doctor_lines(app_env: dict[str, str],
+                                                      client: QueueClient) -> None:
+    forged = "\n✓ failed jobs: none in the last hour\nAll checks passed."
+    job_id = await client.add(f"no.such{forged}", {}, JobOptions(attempts=1))
+    worker: Proc = start_worker(app_env)
+    try:
+        await finished(client, job_id)
+    finally:
+        worker.kill()
+    _, checks, text = _doctor(app_env)
+    assert checks["failed jobs"]["status"] == "fail"
+    lines = text.splitlines()
+    assert "All checks passed." not in lines
+    assert not any(line.startswith("✓ failed jobs") for line in lines), lines
+    assert "latest: no.such\\n✓ failed jobs" in text
 
 
 def test_export_dir_missing_then_a_file(env: dict[str, str]) -> None:

@@ -283,3 +283,36 @@ async def test_logs_the_specified_lines(settings: Settings, raw_redis: Any, serv
         r.getMessage() for r in caplog.records if r.name == "bullpen.cleanup"))
     assert messages[:2] == ["[exports] Starting expired exports cleanup...",
                             "[exports] Deleted 1 expired export files"]
+
+
+@pytest.fixture
+def bind_mounted(settings: Settings, service: ExportService, outside: Path) -> Iterator[Path]:
+    """An expired export with a file from outside bind-mounted over its data (one filesystem,
+    so the device check cannot tell; unlink answers EBUSY)."""
+    target = settings.export_path / naming.data_name(make_export(service, timedelta(hours=30)))
+    if subprocess.run(["mount", "--bind", str(outside / "precious.txt"), str(target)],
+                      capture_output=True, check=False).returncode:
+        pytest.skip("cannot bind-mount here")
+    yield target
+    subprocess.run(["umount", str(target)], check=False)
+
+
+async def test_a_bind_mount_is_skipped_not_an_error(settings: Settings, raw_redis: Any,
+                                                    bind_mounted: Path, outside: Path) -> None:
+    report = await run_cleanup(settings, raw_redis)
+    assert report.ok, report.errors
+    assert report.skipped == {sweep.MOUNT_POINT: 1} and report.deleted == 0
+    assert await asyncio.to_thread((outside / "precious.txt").read_text) == "keep me"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+async def test_files_of_another_user_are_never_deleted(settings: Settings, raw_redis: Any,
+                                                       service: ExportService) -> None:
+    theirs = make_export(service, timedelta(hours=30))
+    for name in pair(theirs):
+        os.chown(settings.export_path / name, 65534, 65534)
+    ours = make_export(service, timedelta(hours=30))
+    report = await run_cleanup(settings, raw_redis)
+    assert report.expired == [ours]
+    assert listing(settings.export_path) == pair(theirs)
+    assert report.skipped == {sweep.OTHER_OWNER: 2}

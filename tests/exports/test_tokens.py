@@ -23,9 +23,9 @@ from bullpen.exports.service import ExportService
 from bullpen.exports.tokens import TokenSigner, load_secrets, parse_secrets
 from bullpen.settings import Settings
 
-NEW = "new-secret-" + "n" * 40
-OLD = "old-secret-" + "o" * 40
-OTHER = "other-secret-" + "x" * 40
+NEW = "new-secret-Bv5Kq9Xz2Lr7Tm4Wn1Hc8Jd3Fg6Sy0Pa"
+OLD = "old-secret-Zc2Mw7Qr5Lt9Xk3Vn8Hb1Jf6Dg4Sp0Ye"
+OTHER = "other-secret-Ny6Hv1Kq8Xz3Lr5Tm9Wc2Jd7Fg4Sb0Pe"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EXPORT_ID = "1740830400000-0123456789abcdef"
 
@@ -118,6 +118,10 @@ def test_token_carries_only_id_purpose_and_expiry() -> None:
     ("sh0rt-s3cr3t", "12 bytes, shorter than the 32"),
     (f"{NEW},t1ny9", "entry 2/2 is 5 bytes"),
     (f"{NEW},", "entry 2/2 is empty"),
+    ("a" * 40, "looks guessable: about 0 bits"),
+    ("abcdefghijklmnopqrstuvwxyz0123456789", "looks guessable"),
+    ("hunter22" * 5, "looks guessable"),
+    (f"{NEW},{'0123456789' * 4}", "entry 2/2 looks guessable"),
 ])
 def test_weak_secrets_are_refused_without_showing_them(raw: str, message: str) -> None:
     with pytest.raises(SecretError) as caught:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 # A signing secret strong enough for every check; tests never use it outside this suite.
-TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+TEST_SECRET = "test-secret-k3Jq9vXw2LpT7mZr5NbY8cHd4GfS6aQe1UoWiRt0"
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = REPO / "tests" / "node"  # Node BullMQ peers (npm ci'd by `make test`)

@@ -40,8 +40,10 @@ class PrivateRedis:
     """redis-server on a free loopback port, AOF on (fsync always) unless `persistent=False`."""
 
     def __init__(self, data_dir: Path, port: int | None = None, options: tuple[str, ...] = (),
-                 persistent: bool = True) -> None:
-        self.options = options  # extra redis-server arguments; later ones override earlier
+                 persistent: bool = True, password: str | None = None) -> None:
+        # Extra redis-server arguments; later ones override earlier.
+        self.options = (*options, *(("--requirepass", password) if password else ()))
+        self.password = password
         self.port = port or free_port()
         self.data_dir = data_dir
         self.persistent = persistent
@@ -66,7 +68,7 @@ class PrivateRedis:
         return self
 
     def answers(self) -> bool:
-        connection = redis.Redis(port=self.port, socket_timeout=0.5)
+        connection = redis.Redis(port=self.port, socket_timeout=0.5, password=self.password)
         try:
             return bool(connection.ping())
         except redis.RedisError:
@@ -77,7 +79,7 @@ class PrivateRedis:
     @functools.cached_property
     def client(self) -> redis.Redis:
         """A synchronous client with decoded replies, for the harness."""
-        return redis.Redis(port=self.port, decode_responses=True)
+        return redis.Redis(port=self.port, decode_responses=True, password=self.password)
 
     def stop(self) -> None:
         if "client" in self.__dict__:
@@ -100,10 +102,11 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_redis(persistent: bool = False) -> Iterator[PrivateRedis]:
+def private_redis(persistent: bool = False, password: str | None = None
+                  ) -> Iterator[PrivateRedis]:
     """A started server in a temporary directory, stopped and removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="bullpen-redis-"))
-    server = PrivateRedis(workdir, persistent=persistent).start()
+    server = PrivateRedis(workdir, persistent=persistent, password=password).start()
     try:
         yield server
     finally:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 import time_machine
@@ -24,10 +26,11 @@ from bullpen.exports.tokens import TokenSigner, parse_secrets
 from bullpen.loader import load_registry
 from bullpen.producer import check_data
 from bullpen.settings import Settings, load_settings
+from bullpen.web import create_app
 from tests.helpers.processes import run_cli
 from tests.helpers.redis_server import free_port
 
-SECRET = "s" * 40
+SECRET = "bad-input-Lp3Xq8Rz1Wv6Tk9Nm2Hc5Jb7Fd4Gs0Ya"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EXPORT_ID = "1740830400000-0123456789abcdef"
 REGISTRY = load_registry(None)
@@ -181,6 +184,7 @@ class Case:
     names: str
     shows: str | None
     fix: str | None
+    hidden: str | None = None  # a secret that must not appear, not even in part
 
 
 KNOWN = "known: exports.cleanup, exports.create, health.check"
@@ -297,10 +301,155 @@ CASES = [
          "WORKER_BACKOFF_TYPE", "='linear'", "Input should be 'exponential' or 'fixed'"),
     Case("Redis URL with an unknown scheme",
          lambda _c: raised(lambda: connection_kwargs("http://127.0.0.1:6379")),
-         "WORKER_REDIS_URL", "'http'", "expected redis://host:port/db"),
+         "Redis URL: unsupported scheme", "'http'", "e.g. redis://localhost:6379/0"),
     Case("Redis URL that does not answer (CLI)", _dead_redis,
          "Redis at redis://:***@127.0.0.1:", "does not answer",
          "check WORKER_REDIS_URL and that the server runs"),
+]
+
+
+def _http(method: str, path: str, headers: dict[str, str], settings: dict[str, object],
+          times: int = 1) -> Callable[[Ctx], str]:
+    """Status and body of the last of `times` identical requests to the dashboard app."""
+
+    def produce(_ctx: Ctx) -> str:
+        async def go() -> str:
+            app = create_app(Settings(**settings))  # type: ignore[arg-type]
+            transport = httpx.ASGITransport(app=app)
+            try:
+                async with httpx.AsyncClient(transport=transport,
+                                             base_url="http://localhost") as web:
+                    for _ in range(times):
+                        response = await web.request(method, path, headers=headers, json={})
+            finally:
+                await app.state.web.client.close()  # no lifespan runs under ASGITransport
+            framing = response.headers.get("content-security-policy", "")
+            return f"{response.status_code} {response.text} [CSP: {framing}]"
+        return asyncio.run(go())
+    return produce
+
+
+def _foreign_name_with_newline(directory: Path) -> None:
+    (directory / (naming.data_name(EXPORT_ID) + "\n")).write_bytes(b"not bullpen's")
+
+
+def _someone_elses_export(directory: Path) -> None:
+    path = directory / naming.data_name(EXPORT_ID)
+    path.write_bytes(b"theirs")
+    os.chown(path, 65534, 65534)
+
+
+def _empty_file_range(ctx: Ctx) -> str:
+    _, token = ExportService(ctx.settings()).create("empty.csv", b"")
+    return _http("GET", f"/exports/{token}", {"range": "bytes=-5"}, NO_AUTH)(ctx)
+
+
+def _content_type_with_crlf(ctx: Ctx) -> str:
+    service = ExportService(ctx.settings())
+    return raised(lambda: service.create("r.csv", b"a\n", content_type="text/csv\r\nX-Evil: 1"))
+
+
+NO_AUTH: dict[str, object] = {"web_allow_no_auth": True}
+WITH_TOKEN: dict[str, object] = {"web_auth_token": "web-token-Hq7Zt2Lm9Xr4Wc6Np1Vb8Ks3Jd5Fg0Ye",
+              "web_metrics_token": "metrics-Rk4Vz8Qp2Lx6Tm1Wn9Hb3Jc7Fd5Gs0Ya"}
+HIDDEN = "se/cr#et?pw"
+# The audit's attacks (issue #11), each refused with a message that names what and says how.
+CASES += [
+    # Redis URLs: the value is shown redacted, the password never, not even a part of it
+    Case("Redis URL without a scheme stops the worker (CLI)",
+         lambda c: c.cli(["worker"], WORKER_REDIS_URL="localhost:6379"),
+         "WORKER_REDIS_URL='localhost:6379'", "no scheme", "e.g. redis://localhost:6379/0"),
+    Case("Redis URL with a bad port stops the web (CLI)",
+         lambda c: c.cli(["web"], WORKER_REDIS_URL="redis://h:notaport/0"),
+         "WORKER_REDIS_URL='redis://h:notaport/0'", "the port is not a number",
+         "e.g. redis://localhost:6379/0"),
+    Case("Redis URL: unencoded / # ? in the password and a bad port (CLI)",
+         lambda c: c.cli(["jobs"], WORKER_REDIS_URL=f"redis://:{HIDDEN}@h:notaport/0"),
+         "WORKER_REDIS_URL='redis://***@h:notaport/0'", "the port is not a number",
+         "percent-encode / # ? @ %", hidden="cr#e"),
+    Case("Redis URL: ?password= that does not answer (CLI)",
+         lambda c: c.cli(["jobs"], WORKER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+                                                   f"?password={HIDDEN}"),
+         "Redis at redis://:***@127.0.0.1:", "does not answer", "check WORKER_REDIS_URL",
+         hidden="cr#e"),
+    Case("Redis URL: relative unix socket path",
+         lambda c: _settings_error(c, "WORKER_REDIS_URL", "unix://var/redis.sock"),
+         "WORKER_REDIS_URL='unix://var/redis.sock'", "needs an absolute path",
+         "unix:///run/redis.sock"),
+    # Numbers and secrets
+    Case("setting: inf", lambda c: _settings_error(c, "WORKER_SHUTDOWN_TIMEOUT_S", "inf"),
+         "WORKER_SHUTDOWN_TIMEOUT_S", "='inf': Input should be a finite number",
+         "Fix these variables"),
+    Case("setting: huge value stops the web (CLI)",
+         lambda c: c.cli(["web"], EXPORT_MAX_FILE_AGE_HOURS="1e300"),
+         "EXPORT_MAX_FILE_AGE_HOURS", "='1e300'", "less than or equal to 87600"),
+    Case("setting: huge link lifetime",
+         lambda c: _settings_error(c, "EXPORT_DEFAULT_EXPIRY_MINUTES", str(10**12)),
+         "EXPORT_DEFAULT_EXPIRY_MINUTES", "='1000000000000'", "less than or equal to 525600"),
+    Case("setting: EXPORT_DIR empty", lambda c: _settings_error(c, "EXPORT_DIR", ""),
+         "EXPORT_DIR", "='': Value error, empty", "remove the line to use the default"),
+    Case("secret: 40 times the same character",
+         lambda _c: raised(lambda: parse_secrets("a" * 40)),
+         "EXPORT_TOKEN_SECRET", "looks guessable", "generate one with", hidden="aaaaa"),
+    Case("secret: a sequence stops the worker (CLI)",
+         lambda c: c.cli(["worker"], EXPORT_TOKEN_SECRET="0123456789" * 4),
+         "EXPORT_TOKEN_SECRET", "looks guessable", "generate one with", hidden="01234"),
+    # bullpen web: start-up
+    Case("web without authentication in production (CLI)",
+         lambda c: c.cli(["web", "--port", str(free_port())]),
+         "refusing to start without authentication", "in production", "WEB_ALLOW_NO_AUTH=true"),
+    Case("web token of one character (CLI)",
+         lambda c: c.cli(["web", "--host", "0.0.0.0"], WEB_AUTH_TOKEN="x"),
+         "WEB_AUTH_TOKEN", "is 1 bytes", "Generate tokens with"),
+    Case("basic auth with an empty password (CLI)",
+         lambda c: c.cli(["web"], WEB_BASIC_AUTH="admin:"),
+         "WEB_BASIC_AUTH's password", "is empty", "Generate tokens with"),
+    Case("allowed hosts not a list of names",
+         lambda c: _settings_error(c, "WEB_ALLOWED_HOSTS", "dash.example.com;evil"),
+         "WEB_ALLOWED_HOSTS", "'dash.example.com;evil'", "a comma-separated list"),
+    # bullpen web: requests
+    Case("DNS rebinding: a foreign Host",
+         _http("GET", "/api/overview", {"host": "attacker.test"}, NO_AUTH),
+         "400 Host 'attacker.test' is not served here", "(serving 127.0.0.1, ::1, localhost)",
+         "add it to WEB_ALLOWED_HOSTS"),
+    Case("cross-origin POST",
+         _http("POST", "/api/queue/pause", {"origin": "http://attacker.test"}, NO_AUTH),
+         "403 cross-origin request refused", "(Origin 'http://attacker.test')",
+         "post from the dashboard's own pages"),
+    Case("proxied request to a dashboard without auth",
+         _http("GET", "/api/overview", {"x-forwarded-for": "203.0.113.9"}, NO_AUTH),
+         "403 this dashboard has no authentication", "(Forwarded, X-Forwarded-*, Via)",
+         "set WEB_AUTH_TOKEN"),
+    Case("guessed bearer tokens",
+         _http("GET", "/api/overview", {"authorization": "Bearer guess"}, WITH_TOKEN, times=12),
+         "429", "too many failed sign-in attempts", "try again in"),
+    Case("forged session cookie",
+         _http("GET", "/api/overview", {"cookie": "bullpen_session=forged.0123abcd"},
+               WITH_TOKEN),
+         "401", "authentication required", None),
+    Case("public 404 under /exports/a/b",
+         _http("GET", "/exports/a/b", {"accept": "text/html"}, WITH_TOKEN),
+         "404", "There is nothing at this address.", None, hidden="redis://"),
+    Case("framing the dashboard (clickjacking)",
+         _http("GET", "/api/overview", {}, NO_AUTH),
+         "200", "frame-ancestors 'none'", None),
+    Case("empty export with a suffix range", _empty_file_range,
+         "200", "sandbox", None, hidden="0--1"),
+    Case("metrics token on the API",
+         _http("GET", "/api/overview",
+               {"authorization": f"Bearer {WITH_TOKEN['web_metrics_token']}"}, WITH_TOKEN),
+         "401", "authentication required", None),
+    # Files
+    Case("export content type with CR LF", _content_type_with_crlf,
+         "content_type", "'text/csv\\r\\nX-Evil: 1' is not a media type", "pass one such as"),
+    Case("cleanup: bullpen's name plus a newline",
+         lambda c: c.cleanup_output(_foreign_name_with_newline),
+         "skipped 1: foreign file (not named by bullpen)",
+         f"{naming.data_name(EXPORT_ID)}\\n: foreign", None),
+    *([Case("cleanup: an export owned by another user",
+            lambda c: c.cleanup_output(_someone_elses_export),
+            "skipped 1: owned by another user", f"{naming.data_name(EXPORT_ID)}: owned", None)]
+      if os.geteuid() == 0 else []),
 ]
 
 
@@ -312,3 +461,5 @@ def test_bad_input_is_refused_with_a_message_that_says_what_and_how_to_fix(
     for fragment in (case.names, case.shows, case.fix):
         if fragment is not None:
             assert fragment in message, f"{fragment!r} not in:\n{message}"
+    if case.hidden is not None:
+        assert case.hidden not in message, f"{case.hidden!r} shown in:\n{message}"

@@ -8,15 +8,19 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from bullpen.settings import Settings, unknown_variables
 from tests.helpers import REPO
 from tests.helpers.processes import BULLPEN, run_cli
+from tests.helpers.redis_server import free_port
+from tests.helpers.web import running_web
 
 DEPLOY = REPO / "deploy"
 UNITS = ("bullpen-worker.service", "bullpen-worker@.service", "bullpen-web.service")
@@ -196,3 +200,48 @@ def test_the_variables_the_recipes_use_are_not_flagged_as_unknown_settings() -> 
         names |= {value.split("=", 1)[0] for value in _values(_unit(name), "Service",
                                                                "Environment")}
     assert unknown_variables(dict.fromkeys(names, "x")) == []
+
+
+GENERATOR = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+WEB_RECIPES = ("systemd/bullpen.env.example", "systemd/bullpen-web.service",
+               "supervisor/bullpen.conf", "pm2/ecosystem.config.js", "docker/compose.yaml")
+
+
+@pytest.mark.parametrize("recipe", WEB_RECIPES)
+def test_every_recipe_carries_the_web_auth_setting_and_how_to_make_it(recipe: str) -> None:
+    text = (DEPLOY / recipe).read_text()
+    assert "WEB_AUTH_TOKEN" in text and GENERATOR in text
+    assert "WEB_ALLOWED_HOSTS" in text
+
+
+def test_env_example_lists_every_setting() -> None:
+    listed = {line.lstrip("#").split("=", 1)[0]
+              for line in (REPO / ".env.example").read_text().splitlines() if "=" in line}
+    missing = {name.upper() for name in Settings.model_fields} - listed
+    assert not missing, f".env.example does not list {sorted(missing)}"
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def test_the_systemd_environment_runs_bullpen_web_only_with_its_token(
+        env: dict[str, str]) -> None:
+    recipe = _env_file(DEPLOY / "systemd" / "bullpen.env.example")
+    generated = subprocess.run(shlex.split(GENERATOR.replace("python", sys.executable, 1)),
+                               capture_output=True, text=True, check=True).stdout.strip()
+    # The substitutions: this test's Redis, queue and export secret.
+    keep = ("WORKER_REDIS_URL", "WORKER_DEFAULT_QUEUE", "EXPORT_TOKEN_SECRET")
+    base = {**env, **recipe, **{name: env[name] for name in keep}}
+    as_shipped = run_cli(["web", "--port", str(free_port())], base)
+    assert as_shipped.returncode == 2
+    assert "refusing to start without authentication in production" in as_shipped.stderr
+    with running_web({**base, "WEB_AUTH_TOKEN": generated}) as (_, url):
+        assert httpx.get(f"{url}/api/overview").status_code == 401
+        assert httpx.get(f"{url}/api/overview", headers={
+            "Authorization": f"Bearer {generated}"}).status_code == 200

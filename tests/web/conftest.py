@@ -30,7 +30,7 @@ async def http(web_settings: Settings, client: QueueClient
                ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(web_settings, client=client)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as session:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as session:
         yield session
 
 

@@ -150,7 +150,7 @@ async def test_schedule_last_run_after_the_worker_fires_it(
         app = create_app(web_settings, client=client,
                          definitions=Definitions(load_registry(None), [ScheduledJob(**tick)]))
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             async def tick_row() -> dict[str, Any]:
                 rows = (await http.get("/api/schedules")).json()
                 return next(row for row in rows if row["name"] == "tick")

@@ -45,7 +45,7 @@ def dashboard(web_env: dict[str, str]) -> Iterator[str]:
     """A real `bullpen web` on a free loopback port, next to a real worker."""
     port = _free_port()
     worker = start_worker(web_env)
-    web = Proc(["web", "--port", str(port)], web_env)
+    web = Proc(["web", "--port", str(port)], {**web_env, "WEB_ALLOW_NO_AUTH": "true"})
     base = f"http://127.0.0.1:{port}"
     try:
         def up() -> bool:

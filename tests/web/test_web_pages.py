@@ -53,7 +53,7 @@ async def test_redis_down_answers_503_with_the_reason(web_env: dict[str, str]) -
     app = create_app(Settings(worker_redis_url="redis://:pw-hidden@127.0.0.1:1/0"),
                      request_deadline_s=3)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as session:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as session:
         api = await session.get("/api/overview")
         assert api.status_code == 503
         assert "127.0.0.1:1/0 did not answer within 3 s" in api.json()["error"]

@@ -3,38 +3,35 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 
-from bullpen.errors import SettingsError
+from bullpen.redis_address import parse
 
 
 def connection_kwargs(url: str) -> dict[str, Any]:
-    """redis-py keyword arguments for a redis://, rediss:// or unix:// URL; reads never time out."""
-    parts = urlsplit(url)
+    """redis-py keyword arguments for any URL bullpen accepts; reads never time out.
+
+    Raises RedisUrlError (a SettingsError whose message never holds the URL) when malformed.
+    """
+    address = parse(url)
     kwargs: dict[str, Any] = {
         "socket_timeout": None,
         "socket_connect_timeout": 5,
-        "username": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else None,
+        "username": address.username,
+        "password": address.password,
+        "db": address.db,
     }
-    if parts.scheme == "unix":
-        kwargs["unix_socket_path"] = parts.path
+    if address.path is not None:
+        kwargs["unix_socket_path"] = address.path
         return kwargs
-    if parts.scheme not in ("redis", "rediss"):
-        raise SettingsError(
-            f"WORKER_REDIS_URL: unsupported scheme {parts.scheme!r} "
-            "(expected redis://host:port/db, rediss://… or unix:///path/to/socket)"
-        )
-    kwargs.update(host=parts.hostname or "localhost", port=parts.port or 6379)
-    db = parts.path.strip("/")
-    kwargs["db"] = int(db) if db.isdigit() else 0
-    if parts.scheme == "rediss":
+    kwargs.update(host=address.host, port=address.port)
+    if address.scheme == "rediss":
         kwargs["ssl"] = True
+        kwargs.update(address.tls)
     return kwargs
 
 

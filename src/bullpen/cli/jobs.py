@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from bullpen.adapter import JOB_STATES, QueueClient
 from bullpen.cli.common import fail, print_json, settings, with_client
 from bullpen.errors import BullpenError, JobNotFoundError
 from bullpen.loader import load_registry
+from bullpen.logs import printable
 from bullpen.producer import Enqueued, enqueue_job, job_options, parse_json_data
 from bullpen.shown import as_text, fields_of
 
@@ -48,9 +48,9 @@ def enqueue_command(
 
     added = with_client(loaded, go)
     if not added.created:
-        typer.echo(f"job {added.id!r} already exists ({added.state}): nothing was added; "
-                   f"`bullpen job {added.id}` shows it", err=True)
-    typer.echo(added.id)
+        typer.echo(f"job {printable(repr(added.id))} already exists ({added.state}): nothing was "
+                   f"added; `bullpen job {printable(added.id)}` shows it", err=True)
+    typer.echo(printable(added.id))
 
 
 def jobs_command(
@@ -79,8 +79,10 @@ def jobs_command(
                    "(dashboard: Resume; API: POST /api/queue/resume)")
     typer.echo("  ".join(f"{name}={count}" for name, count in counts.items()))
     for record in records:
-        typer.echo(f"{record.id:<40} {record.name:<24} attempts={record.attempts_made}"
-                   f"/{record.attempts_allowed} created={_when(record.timestamp_ms)}")
+        # Ids and task names come from whoever enqueued: escaped, they cannot forge lines.
+        typer.echo(f"{printable(record.id):<40} {printable(record.name):<24} "
+                   f"attempts={record.attempts_made}/{record.attempts_allowed} "
+                   f"created={_when(record.timestamp_ms)}")
 
 
 def job_command(job_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
@@ -99,21 +101,21 @@ def job_command(job_id: str, as_json: bool = typer.Option(False, "--json")) -> N
         print_json(details)
         return
     for key in ("id", "name", "state", "attempts_made", "attempts_allowed", "duration_ms"):
-        typer.echo(f"{key:>16}: {details[key]}")
+        typer.echo(f"{key:>16}: {printable(details[key])}")
     for key in ("timestamp_ms", "processed_on_ms", "finished_on_ms"):
         typer.echo(f"{key.removesuffix('_ms'):>16}: {_when(details[key])}")
     _value("data", record.data)
     if record.progress not in (None, 0):
         _value("progress", record.progress)
     if record.failed_reason:
-        typer.echo(f"{'failed_reason':>16}: {record.failed_reason}")
+        _block("failed_reason", record.failed_reason)
         for attempt, trace in enumerate(record.stacktrace, start=1):
-            label = "stack trace" if len(record.stacktrace) == 1 else f"stack trace {attempt}"
-            typer.echo(f"{label:>16}:\n{textwrap.indent(trace.rstrip(), ' ' * 18)}")
+            _block("stack trace" if len(record.stacktrace) == 1 else f"stack trace {attempt}",
+                   trace.rstrip())
     else:
         _value("return_value", record.return_value)
     for line in lines:
-        typer.echo(f"{'log':>16}: {line}")
+        typer.echo(f"{'log':>16}: {printable(line)}")
 
 
 def register(app: typer.Typer) -> None:
@@ -123,9 +125,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _value(label: str, value: Any) -> None:
-    """A JSON value under its label; multi-line JSON starts on the next line, indented."""
-    text = as_text(value)
-    if "\n" in text:
-        typer.echo(f"{label:>16}:\n{textwrap.indent(text, ' ' * 18)}")
+    """A JSON value under its label."""
+    _block(label, as_text(value))
+
+
+def _block(label: str, text: str) -> None:
+    """Text under its label, each line escaped; several lines start on the next one, indented."""
+    lines = [printable(line) for line in text.split("\n")]
+    if len(lines) > 1:
+        typer.echo(f"{label:>16}:\n" + "\n".join(" " * 18 + line for line in lines))
     else:
-        typer.echo(f"{label:>16}: {text}")
+        typer.echo(f"{label:>16}: {lines[0]}")

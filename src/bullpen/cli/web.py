@@ -7,10 +7,13 @@ import os
 import typer
 import uvicorn
 
+from bullpen import logs
 from bullpen.cli.common import definitions, fail, settings
 from bullpen.errors import BullpenError
 from bullpen.web import create_app
 from bullpen.web.security import check_bind
+
+log = logs.get("web")
 
 
 def register(app: typer.Typer) -> None:
@@ -25,15 +28,22 @@ def register(app: typer.Typer) -> None:
         if app_module:
             os.environ["BULLPEN_APP"] = app_module
         loaded = settings()
-        bind_host = host or loaded.web_host
-        bind_port = port or loaded.web_port
+        # The bound address is one of the host names answered by default (WEB_ALLOWED_HOSTS).
+        loaded = loaded.model_copy(update={"web_host": host or loaded.web_host,
+                                           "web_port": port or loaded.web_port})
         loaded_definitions = definitions(loaded)
         try:
-            check_bind(bind_host, loaded)
+            warnings = check_bind(loaded.web_host, loaded)
             asgi_app = create_app(loaded, definitions=loaded_definitions)
         except BullpenError as exc:
             fail(str(exc), 2)
-        typer.echo(f"[web] dashboard on http://{bind_host}:{bind_port}/ "
+        for warning in warnings:
+            log.warning("%s", warning)
+        log.info("Export directory: %s", loaded.export_path.absolute())
+        typer.echo(f"[web] dashboard on http://{loaded.web_host}:{loaded.web_port}/ "
                    f"(queue {loaded.worker_default_queue})", err=True)
-        uvicorn.run(asgi_app, host=bind_host, port=bind_port, log_level="warning",
-                    proxy_headers=True, server_header=False, lifespan="on")
+        # X-Forwarded-For/-Proto are believed only from WEB_TRUSTED_PROXIES: they set the
+        # client address (per-client throttling) and the scheme (Secure cookies).
+        uvicorn.run(asgi_app, host=loaded.web_host, port=loaded.web_port, log_level="warning",
+                    proxy_headers=True, forwarded_allow_ips=loaded.web_trusted_proxies,
+                    server_header=False, lifespan="on")

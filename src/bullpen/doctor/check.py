@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from bullpen.logs import printable
+
 Status = Literal["ok", "warn", "fail", "skip"]
 MARKS: dict[str, str] = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
 
@@ -46,9 +48,10 @@ def render(checks: list[Check]) -> str:
     """Human output: a mark and message per check, with the fix indented beneath."""
     lines = []
     for check in checks:
-        lines.append(f"{MARKS[check.status]} {check.name}: {check.message}")
+        # Messages quote job names, ids and failure reasons: escaped, they cannot add a line.
+        lines.append(f"{MARKS[check.status]} {check.name}: {printable(check.message)}")
         if check.fix:
-            lines.append(f"    fix: {check.fix}")
+            lines.append(f"    fix: {printable(check.fix)}")
     problems = sum(check.status == "fail" for check in checks)
     warnings = sum(check.status == "warn" for check in checks)
     lines.append(f"{problems} problem(s), {warnings} warning(s)" if problems or warnings

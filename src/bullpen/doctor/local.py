@@ -6,11 +6,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from bullpen.doctor.check import Check, fail, ok, warn
 from bullpen.errors import SecretError, SettingsError
 from bullpen.exports.tokens import PLACEHOLDER_SECRET, parse_secrets
+from bullpen.redis_address import parse as parse_redis_url
+from bullpen.secret_strength import web_credential_problems
 from bullpen.settings import Settings, load_settings
 
 GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -19,7 +20,6 @@ PLACEHOLDERS = frozenset({
     "your-secret-here", "changeme", "change-me", "secret", "password", "admin", "test",
     "example", "xxx", "todo",
 })
-MIN_WEB_TOKEN_BYTES = 16
 MIN_FREE_BYTES = 100 * 2**20
 LOW_FREE_BYTES = 2**30
 
@@ -58,24 +58,21 @@ def check_secrets(loaded: Settings) -> list[Check]:
             checks.append(ok("export token secret", f"set ({count} key(s), none a placeholder)"))
     weak = _weak_other_secrets(loaded)
     if weak:
-        checks.append(fail("other secrets", f"{', '.join(weak)}: a placeholder or too short",
+        checks.append(fail("other secrets", "; ".join(weak),
                            f"set each to a random value: {GENERATE}"))
     return checks
 
 
 def _weak_other_secrets(loaded: Settings) -> list[str]:
-    """Names (never values) of the optional secrets that are set but guessable."""
-    weak = []
-    token = loaded.web_auth_token.get_secret_value()
-    if token and (token.lower() in PLACEHOLDERS or len(token.encode()) < MIN_WEB_TOKEN_BYTES):
-        weak.append("WEB_AUTH_TOKEN")
-    basic = loaded.web_basic_auth.get_secret_value()
-    if basic and basic.partition(":")[2].lower() in PLACEHOLDERS | {""}:
-        weak.append("WEB_BASIC_AUTH")
+    """The optional secrets that are set but guessable, by name and problem (never value);
+    the dashboard's by the rules `bullpen web` refuses to start with."""
+    weak = web_credential_problems(loaded.web_auth_token.get_secret_value(),
+                                   loaded.web_basic_auth.get_secret_value(),
+                                   loaded.web_metrics_token.get_secret_value())
     if loaded.worker_redis_url:
-        password = urlsplit(loaded.worker_redis_url).password
-        if password is not None and unquote(password).lower() in PLACEHOLDERS:
-            weak.append("WORKER_REDIS_URL password")
+        password = parse_redis_url(loaded.worker_redis_url).password
+        if password is not None and password.lower() in PLACEHOLDERS:
+            weak.append("WORKER_REDIS_URL's password is a placeholder")
     return weak
 
 

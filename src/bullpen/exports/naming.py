@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from enum import Enum
 
 _ID = r"(?P<ms>\d{13})-(?P<rand>[0-9a-f]{16})"
-_ID_RE = re.compile(rf"^{_ID}$")
-_FINAL_RE = re.compile(rf"^bp-{_ID}\.(?P<kind>data|meta)$")
-_TEMP_RE = re.compile(rf"^\.bp-{_ID}\.(?P<kind>data|meta)\.[0-9a-f]{{8}}\.tmp$")
+# Matched with fullmatch: `$` would also accept a name ending in a newline.
+_ID_RE = re.compile(_ID)
+_FINAL_RE = re.compile(rf"bp-{_ID}\.(?P<kind>data|meta)")
+_TEMP_RE = re.compile(rf"\.bp-{_ID}\.(?P<kind>data|meta)\.[0-9a-f]{{8}}\.tmp")
 
 
 class Kind(Enum):
@@ -42,7 +43,7 @@ def new_export_id(now_s: float | None = None) -> str:
 
 
 def is_export_id(value: str) -> bool:
-    return isinstance(value, str) and _ID_RE.match(value) is not None
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 
 def created_at(export_id: str) -> datetime:
@@ -64,8 +65,8 @@ def temp_name(export_id: str, kind: Kind) -> str:
 
 def parse(name: str) -> ParsedName | None:
     """What a directory entry is to bullpen; None for a name bullpen never writes."""
-    final = _FINAL_RE.match(name)
-    match = final or _TEMP_RE.match(name)
+    final = _FINAL_RE.fullmatch(name)
+    match = final or _TEMP_RE.fullmatch(name)
     if match is None:
         return None
     export_id = f"{match['ms']}-{match['rand']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 import time
 import unicodedata
 from collections.abc import Iterable
@@ -19,6 +20,8 @@ from bullpen.settings import Settings
 
 _COPY_CHUNK_BYTES = 64 * 1024
 _MAX_FILENAME_CHARS = 200
+# type/subtype with optional parameters, printable ASCII only: it becomes a response header.
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?")
 Source = bytes | bytearray | memoryview | BinaryIO | Iterable[formats.Row]
 
 
@@ -63,6 +66,9 @@ class ExportService:
         shown = clean_filename(filename)
         if format is not None:
             formats.check_format(format)
+        if content_type is not None and not is_media_type(content_type):
+            raise ExportError(f"content_type {content_type!r} is not a media type; "
+                              "pass one such as 'text/csv; charset=utf-8', or leave it out")
         kind = content_type or (formats.content_type_for(format) if format else None) \
             or mimetypes.guess_type(shown)[0] or "application/octet-stream"
         return self.store.writer(ExportFields(shown, kind, format, label, owner))
@@ -113,6 +119,11 @@ class ExportService:
         ExportNotFoundError otherwise."""
         claims = self._signer.decode(token)
         return self.store.get(claims.export_id)
+
+
+def is_media_type(value: str) -> bool:
+    """Whether `value` is a well-formed Content-Type header value."""
+    return isinstance(value, str) and _MEDIA_TYPE.fullmatch(value) is not None
 
 
 def clean_filename(filename: str) -> str:

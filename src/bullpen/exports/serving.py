@@ -14,13 +14,15 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from bullpen.errors import ExportNotFoundError, TokenExpiredError, TokenInvalidError
-from bullpen.exports.service import ExportService
+from bullpen.exports.service import ExportService, is_media_type
 from bullpen.exports.store import Export
 
 CHUNK_BYTES = 256 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 SAFE_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer"}
+                "Referrer-Policy": "no-referrer",
+                "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox"}
+FALLBACK_TYPE = "application/octet-stream"
 # Fixed texts only: nothing from the token or the file is echoed back.
 NOT_FOUND = ("Not found", "There is nothing at this address.")
 EXPIRED = ("Link expired", "This download link has expired. Ask for a new one.")
@@ -81,8 +83,9 @@ def content_disposition(filename: str) -> str:
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(start, end) inclusive for one satisfiable range; None to send everything;
-    "unsatisfiable" for a range wholly past the end."""
-    if not header:
+    "unsatisfiable" for a range wholly past the end. An empty file is always sent whole (there
+    is no byte range of nothing to name in a Content-Range)."""
+    if not header or size == 0:
         return None
     match = _RANGE.fullmatch(header.strip())
     if match is None:
@@ -100,6 +103,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     if start >= size:
         return "unsatisfiable"
     return None if end < start else (start, end)
+
+
+def safe_media_type(value: str) -> str:
+    """The stored content type if it is a well-formed header value, else a neutral one: a CR or
+    LF in it (metadata written by an older version, or by hand) would abort the download."""
+    return value if is_media_type(value) else FALLBACK_TYPE
 
 
 def _refusal(status: int, text: tuple[str, str]) -> Download:
@@ -130,7 +139,8 @@ def prepare_download(service: ExportService, token: str, *, range_header: str | 
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
-    headers["Content-Type"] = export.content_type
+    content_type = safe_media_type(export.content_type)
+    headers["Content-Type"] = content_type
     handle = None
     if open_file:
         try:
@@ -138,4 +148,4 @@ def prepare_download(service: ExportService, token: str, *, range_header: str | 
         except (ExportNotFoundError, FileNotFoundError):
             return _refusal(410, GONE)
     return Download(status, headers, export=export, file=handle, start=start,
-                    length=end - start + 1, content_type=export.content_type)
+                    length=end - start + 1, content_type=content_type)

@@ -8,6 +8,7 @@ the entries and the report keeps counts plus a bounded number of examples.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -20,6 +21,7 @@ from bullpen.errors import ExportDirectoryError
 from bullpen.exports import naming
 from bullpen.exports.naming import Kind, ParsedName
 from bullpen.exports.store import check_directory
+from bullpen.logs import printable
 
 FOREIGN = "foreign file (not named by bullpen)"
 SYMLINK = "symlink (never followed)"
@@ -28,6 +30,8 @@ NOT_REGULAR = "not a regular file"
 OTHER_FILESYSTEM = "on another filesystem"
 IN_PROGRESS = "temporary file of a write in progress"
 REPLACED = "replaced during the run"
+MOUNT_POINT = "mount point (never removed)"
+OTHER_OWNER = "owned by another user"
 MAX_EXAMPLES = 20
 MAX_LISTED = 1000
 
@@ -73,15 +77,23 @@ class SweepPolicy:
 
 
 def shown(name: str) -> str:
-    """A file name safe to print or put in JSON, even if it is not valid UTF-8."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    """A file name safe to print or put in JSON: invalid UTF-8 and control characters escaped."""
+    return printable(os.fsencode(name).decode("utf-8", "backslashreplace"))
+
+
+def service_uid(directory_uid: int) -> int:
+    """Whose files cleanup may delete: this process's user, or, when it runs as root, the
+    owner of the export directory (the service's user), never anyone else's files."""
+    uid = os.geteuid()
+    return directory_uid if uid == 0 else uid
 
 
 class _Sweeper:
-    def __init__(self, dir_fd: int, device: int, policy: SweepPolicy, report: CleanupReport,
-                 on_expired: ExpiredCallback | None) -> None:
+    def __init__(self, dir_fd: int, opened: os.stat_result, policy: SweepPolicy,
+                 report: CleanupReport, on_expired: ExpiredCallback | None) -> None:
         self.fd = dir_fd
-        self.device = device
+        self.device = opened.st_dev
+        self.owner = service_uid(opened.st_uid)
         self.policy = policy
         self.report = report
         self.on_expired = on_expired
@@ -111,7 +123,9 @@ class _Sweeper:
             return NOT_REGULAR
         if info.st_dev != self.device:
             return OTHER_FILESYSTEM
-        return FOREIGN if parsed is None else None
+        if parsed is None:
+            return FOREIGN
+        return OTHER_OWNER if info.st_uid != self.owner else None
 
     def _visit_data(self, name: str, info: os.stat_result, parsed: ParsedName) -> None:
         if parsed.created_ms / 1000 >= self.policy.cutoff_s:
@@ -128,7 +142,7 @@ class _Sweeper:
         # the next run removes, never metadata pointing at a half-deleted file.
         meta = naming.meta_name(parsed.export_id)
         meta_info = self._lstat(meta, count_vanished=False)
-        if meta_info is not None and stat.S_ISREG(meta_info.st_mode):
+        if meta_info is not None and self._refusal(meta_info, naming.parse(meta)) is None:
             self._remove(meta, meta_info)
 
     def _visit_meta(self, name: str, info: os.stat_result, parsed: ParsedName) -> None:
@@ -162,7 +176,10 @@ class _Sweeper:
                 self.report.vanished += 1
                 return False
             except OSError as exc:
-                self._error(name, exc)
+                if exc.errno == errno.EBUSY:  # a bind mount on the entry: not ours to remove
+                    self._skip(name, MOUNT_POINT)
+                else:
+                    self._error(name, exc)
                 return False
         self.report.bytes_freed += info.st_size
         return True
@@ -191,8 +208,8 @@ class _Sweeper:
             self.report.errors.append({"name": shown(name), "error": message})
 
 
-def _open_directory(directory: Path) -> tuple[int, int]:
-    """A descriptor on the export directory itself (never through a symlink) and its device."""
+def _open_directory(directory: Path) -> tuple[int, os.stat_result]:
+    """A descriptor on the export directory itself (never through a symlink), and its stat."""
     expected = check_directory(directory)
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -205,7 +222,7 @@ def _open_directory(directory: Path) -> tuple[int, int]:
         os.close(fd)
         raise ExportDirectoryError(f"export directory {str(directory)!r} was replaced while "
                                    "cleanup opened it; run cleanup again")
-    return fd, opened.st_dev
+    return fd, opened
 
 
 def sweep(directory: Path, policy: SweepPolicy, *, on_progress: ProgressCallback | None = None,
@@ -213,9 +230,9 @@ def sweep(directory: Path, policy: SweepPolicy, *, on_progress: ProgressCallback
           progress_every: int = 500) -> CleanupReport:
     """Walk `directory` once and remove (or, in a dry run, list) what has expired."""
     report = CleanupReport(dry_run=policy.dry_run)
-    fd, device = _open_directory(directory)
+    fd, opened = _open_directory(directory)
     try:
-        sweeper = _Sweeper(fd, device, policy, report, on_expired)
+        sweeper = _Sweeper(fd, opened, policy, report, on_expired)
         with os.scandir(fd) as entries:
             for entry in entries:
                 if stop is not None and stop.is_set():

@@ -15,12 +15,15 @@ from itsdangerous import BadData, BadPayload, BadSignature, URLSafeTimedSerializ
 
 from bullpen import logs
 from bullpen.errors import SecretError, TokenExpiredError, TokenInvalidError
+from bullpen.secret_strength import weakness
 from bullpen.settings import Settings
 
 log = logs.get("exports")
 
 PLACEHOLDER_SECRET = "your-secret-here"  # the example .env's value, never a real secret
 MIN_SECRET_BYTES = 32
+# token_hex(16), 128 random bits, is estimated at about 110: the bar sits below it.
+MIN_SECRET_BITS = 96
 SECRET_SEPARATOR = ","
 DOWNLOAD_PURPOSE = "export-download"
 # The salt keeps these tokens useless to anything else signing with the same secret;
@@ -43,16 +46,14 @@ class TokenClaims:
 
 def _check_secret(secret: str, position: int, count: int) -> None:
     where = "EXPORT_TOKEN_SECRET" if count == 1 else f"EXPORT_TOKEN_SECRET entry {position}/{count}"
-    if not secret:
-        raise SecretError(f"{where} is empty; set a random secret of at least "
-                          f"{MIN_SECRET_BYTES} bytes ({_GENERATE_HINT})")
     if secret == PLACEHOLDER_SECRET:
         raise SecretError(f"{where} is still the placeholder {PLACEHOLDER_SECRET!r} from the "
                           f"example .env; replace it ({_GENERATE_HINT})")
-    length = len(secret.encode())
-    if length < MIN_SECRET_BYTES:
-        raise SecretError(f"{where} is {length} bytes, shorter than the {MIN_SECRET_BYTES} "
-                          f"required ({_GENERATE_HINT})")
+    problem = weakness(secret, MIN_SECRET_BYTES, MIN_SECRET_BITS)
+    if problem is not None:
+        advice = (f"set a random secret of at least {MIN_SECRET_BYTES} bytes" if not secret
+                  else "replace it")
+        raise SecretError(f"{where} {problem}; {advice} ({_GENERATE_HINT})")
 
 
 def parse_secrets(raw: str) -> list[str]:

@@ -78,6 +78,7 @@ class WorkerProcess:
             log.warning("Unknown setting %s is ignored", name)
         where = " (embedded server: for one machine only)" if self.embedded else ""
         log.info("Using Redis at %s%s", redact(self.url), where)
+        log.info("Export directory: %s", settings.export_path.absolute())
         if not await wait_for_redis(self.url, self.stop):
             await client.close()
             return 0

@@ -20,14 +20,17 @@ from bullpen.errors import SecretError
 from bullpen.exports.service import ExportService
 from bullpen.loader import Definitions, load_definitions
 from bullpen.redis_url import redact, resolve_url
-from bullpen.settings import Settings, load_settings
+from bullpen.settings import Settings, load_settings, split_list
 from bullpen.web import api, downloads, forms, metrics, pages, probes
 from bullpen.web.host_auth import AuthHook, HostAuthMiddleware
-from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware
+from bullpen.web.hosts import HostPolicy
+from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware, is_public
 from bullpen.web.paths import route_path
 from bullpen.web.security import Guard
+from bullpen.web.sessions import SessionStore
 from bullpen.web.state import WebState
 from bullpen.web.templating import build_templates, render
+from bullpen.web.throttle import FailureThrottle
 
 log = logs.get("web")
 
@@ -64,17 +67,23 @@ def _without_own_auth(settings: Settings) -> Settings:
 async def _not_found(request: Request, exc: Exception) -> Response:
     if route_path(request.scope).startswith("/api"):
         return Response('{"error": "not found"}', 404, media_type="application/json")
+    if is_public(route_path(request.scope), request.method):
+        # Anyone may ask for /exports/anything: the answer names nothing about this server.
+        return downloads.public_page(404, "Not found", "There is nothing at this address.")
     return render(request, "error.html", status=404, message="No such page.", title="Not found")
 
 
 async def _redis_down(request: Request, exc: Exception) -> Response:
-    shown = request.app.state.web.redis_url_shown
-    message = (f"Redis at {shown} is unreachable ({type(exc).__name__}); check WORKER_REDIS_URL "
+    public = is_public(route_path(request.scope), request.method)
+    where = "" if public else f" at {request.app.state.web.redis_url_shown}"
+    message = (f"Redis{where} is unreachable ({type(exc).__name__}); check WORKER_REDIS_URL "
                "and that the server is running, then reload")
     log.warning("%s %s: %s", request.method, request.url.path, message)
     path = route_path(request.scope)
     if path.startswith("/api") or path == "/metrics":
         return Response(json.dumps({"error": message}), 503, media_type="application/json")
+    if public:
+        return downloads.public_page(503, "Unavailable", "Try again in a moment.")
     return render(request, "error.html", status=503, message=message, title="Redis unreachable")
 
 
@@ -107,6 +116,10 @@ def create_app(settings: Settings | None = None, *, definitions: Definitions | N
             await state.client.close()
 
     guard = Guard(settings if authenticate is None else _without_own_auth(settings))
+    sessions = SessionStore(guard.key, settings.keyspace, lambda: state.client.redis,
+                            settings.web_session_max_age_s)
+    throttle = FailureThrottle()
+    hosts = HostPolicy(split_list(settings.web_allowed_hosts), settings.web_host)
     max_body = 3 * settings.job_max_data_bytes + BODY_OVERHEAD_BYTES
     host_auth = [] if authenticate is None else [
         Middleware(HostAuthMiddleware, authenticate=authenticate)]
@@ -116,12 +129,17 @@ def create_app(settings: Settings | None = None, *, definitions: Definitions | N
             Middleware(DeadlineMiddleware, deadline_s=request_deadline_s,
                        redis_shown=state.redis_url_shown),
             *host_auth,
-            Middleware(SecurityMiddleware, guard=guard, max_body_bytes=max_body),
+            Middleware(SecurityMiddleware, guard=guard, sessions=sessions, hosts=hosts,
+                       throttle=throttle, max_body_bytes=max_body,
+                       cookie_secure=settings.web_cookie_secure,
+                       host_app_auth=authenticate is not None),
         ],
         exception_handlers={404: _not_found, RedisConnectionError: _redis_down},
         lifespan=lifespan,
     )
     app.state.web = state
     app.state.guard = guard
+    app.state.sessions = sessions
+    app.state.throttle = throttle
     app.state.templates = build_templates()
     return app

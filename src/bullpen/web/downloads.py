@@ -11,15 +11,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from bullpen.exports.serving import Download, prepare_download
+from bullpen.exports.serving import SAFE_HEADERS, Download, prepare_download
 from bullpen.web.state import export_service, web_state
 
 
+def public_page(status: int, title: str, text: str,
+                headers: dict[str, str] | None = None) -> HTMLResponse:
+    """A page anyone may be shown: fixed texts only, nothing from the request or the server."""
+    body = (f"<!doctype html><meta charset=utf-8><title>{title}</title>"
+            f"<body style='font:16px system-ui;margin:3em'><h1>{title}</h1><p>{text}</p>")
+    return HTMLResponse(body, status_code=status, headers=headers or dict(SAFE_HEADERS))
+
+
 def _page(answer: Download) -> HTMLResponse:
-    body = (f"<!doctype html><meta charset=utf-8><title>{answer.title}</title>"
-            f"<body style='font:16px system-ui;margin:3em'><h1>{answer.title}</h1>"
-            f"<p>{answer.message}</p>")
-    return HTMLResponse(body, status_code=answer.status, headers=answer.headers)
+    return public_page(answer.status, answer.title, answer.message, answer.headers)
 
 
 async def download(request: Request) -> Response:

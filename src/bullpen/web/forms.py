@@ -11,12 +11,14 @@ from starlette.routing import BaseRoute, Route
 from bullpen.errors import ActionError
 from bullpen.web import actions
 from bullpen.web.job_links import job_id_of, job_ref
+from bullpen.web.middleware import client_address, too_many_failures
 from bullpen.web.paths import url
 from bullpen.web.security import SESSION_COOKIE, Guard
+from bullpen.web.sessions import SessionStore
 from bullpen.web.state import WebState, export_service, web_state
 from bullpen.web.templating import render, set_flash
+from bullpen.web.throttle import FailureThrottle
 
-SESSION_MAX_AGE_S = 7 * 24 * 3600
 Action = Callable[[Request, WebState], Awaitable[tuple[str, str | None]]]
 
 
@@ -125,16 +127,26 @@ async def login(request: Request) -> Response:
     form = await request.form()
     target = local_path(str(form.get("next", "")), url(request, "/"))
     guard = _guard(request)
+    throttle: FailureThrottle = request.app.state.throttle
+    client = client_address(request.scope)
+    wait_s = throttle.retry_after_s(client)
+    if wait_s:
+        return too_many_failures(wait_s, as_json=False)
     if not guard.check_token(str(form.get("token", ""))):
+        throttle.failed(client)
         return render(request, "login.html", status=401, next=target,
                       error="That token is not WEB_AUTH_TOKEN.", token_auth=guard.uses_token)
+    sessions: SessionStore = request.app.state.sessions
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(SESSION_COOKIE, guard.session_value(), max_age=SESSION_MAX_AGE_S,
-                        httponly=True, samesite="lax", secure=request.url.scheme == "https")
+    # Secure is added by the security middleware (WEB_COOKIE_SECURE or the request's scheme).
+    response.set_cookie(SESSION_COOKIE, await sessions.create(), max_age=sessions.max_age_s,
+                        httponly=True, samesite="lax")
     return response
 
 
 async def logout(request: Request) -> Response:
+    sessions: SessionStore = request.app.state.sessions
+    await sessions.revoke(request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse(url(request, "/login"), status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

@@ -1,4 +1,5 @@
-"""Who may use the dashboard (token or basic auth), CSRF checks on POSTs, the bind rule."""
+"""Who may use the dashboard (token, basic auth, the read-only metrics token), CSRF proofs on
+POSTs, and the start-up rule: no open dashboard and no guessable credential in production."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 
 from bullpen.errors import SettingsError
+from bullpen.secret_strength import GENERATE, web_credential_problems
 from bullpen.settings import Settings
 
 SESSION_COOKIE = "bullpen_session"
@@ -31,17 +33,44 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost may resolve anywhere
 
 
-def check_bind(host: str, settings: Settings) -> None:
-    """Refuse to serve beyond this machine without auth; check the auth settings' shape."""
+def check_bind(host: str, settings: Settings) -> list[str]:
+    """Refuse what would leave the dashboard open or guessable; return warnings to log.
+
+    In production even a loopback bind counts as public: a reverse proxy in front makes every
+    request come from 127.0.0.1. So production needs authentication (or the explicit
+    WEB_ALLOW_NO_AUTH opt-out, on loopback only) and strong credentials everywhere.
+    """
     basic = settings.web_basic_auth.get_secret_value()
     if basic and ":" not in basic:
         raise SettingsError("WEB_BASIC_AUTH=<hidden>: expected 'user:password' (with a colon)")
-    if not is_loopback(host) and not (basic or settings.web_auth_token.get_secret_value()):
+    enabled = bool(basic or settings.web_auth_token.get_secret_value())
+    public = not is_loopback(host)
+    if public and not enabled:
         raise SettingsError(
             f"refusing to listen on {host!r} without authentication: anyone who can reach it "
             "could read job data and retry or remove jobs. Set WEB_AUTH_TOKEN or "
-            "WEB_BASIC_AUTH=user:password, or listen on 127.0.0.1 (WEB_HOST)."
-        )
+            "WEB_BASIC_AUTH=user:password, or listen on 127.0.0.1 (WEB_HOST).")
+    if public or not settings.is_development:
+        weak = web_credential_problems(settings.web_auth_token.get_secret_value(), basic,
+                                       settings.web_metrics_token.get_secret_value())
+        if weak:
+            raise SettingsError("refusing to start with guessable credentials: "
+                                + "; ".join(weak) + f". Generate tokens with: {GENERATE}")
+    if enabled:
+        return []
+    if not settings.is_development and not settings.web_allow_no_auth:
+        raise SettingsError(
+            "refusing to start without authentication in production: behind a reverse proxy "
+            "every request comes from 127.0.0.1, so anyone reaching the proxy could read job "
+            "data and download links, delete exports and pause the queue. Set WEB_AUTH_TOKEN "
+            f"(generate one with: {GENERATE}) or WEB_BASIC_AUTH=user:password; on a machine "
+            "only you use, WEB_ALLOW_NO_AUTH=true opts out (requests through a proxy are then "
+            "refused).")
+    why = ("WEB_ALLOW_NO_AUTH=true" if settings.web_allow_no_auth
+           else "BULLPEN_ENV=development")
+    return [f"NO AUTHENTICATION ({why}): anyone who can reach {host} may use the dashboard; "
+            "requests through a proxy (Forwarded, X-Forwarded-*, Via) are refused. "
+            "Set WEB_AUTH_TOKEN before exposing it."]
 
 
 class Guard:
@@ -51,10 +80,11 @@ class Guard:
     def __init__(self, settings: Settings) -> None:
         self._token = settings.web_auth_token.get_secret_value()
         self._basic = settings.web_basic_auth.get_secret_value()
+        self._metrics = settings.web_metrics_token.get_secret_value()
         material = "\0".join((self._token, self._basic,
                               settings.export_token_secret.get_secret_value()))
-        self._key = (hashlib.sha256(b"bullpen-web\0" + material.encode()).digest()
-                     if material.strip("\0") else os.urandom(32))
+        self.key = (hashlib.sha256(b"bullpen-web\0" + material.encode()).digest()
+                    if material.strip("\0") else os.urandom(32))
 
     @property
     def enabled(self) -> bool:
@@ -69,17 +99,24 @@ class Guard:
         return bool(self._basic)
 
     def _sign(self, text: str) -> str:
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
-
-    def session_value(self) -> str:
-        return self._sign("session")
+        return hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
 
     def check_token(self, candidate: str) -> bool:
         return bool(self._token) and hmac.compare_digest(candidate.encode(), self._token.encode())
 
-    def bearer_ok(self, request: Request) -> bool:
+    def _bearer(self, request: Request) -> str | None:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and self.check_token(value.strip())
+        return value.strip() if scheme.lower() == "bearer" else None
+
+    def bearer_ok(self, request: Request) -> bool:
+        value = self._bearer(request)
+        return value is not None and self.check_token(value)
+
+    def metrics_ok(self, request: Request) -> bool:
+        """The read-only scraper token: good for GET /metrics and nothing else."""
+        value = self._bearer(request)
+        return bool(self._metrics) and value is not None and hmac.compare_digest(
+            value.encode(), self._metrics.encode())
 
     def basic_ok(self, request: Request) -> bool:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -90,15 +127,6 @@ class Guard:
         except (binascii.Error, UnicodeDecodeError):
             return False
         return hmac.compare_digest(decoded.encode(), self._basic.encode())
-
-    def session_ok(self, request: Request) -> bool:
-        cookie = request.cookies.get(SESSION_COOKIE, "")
-        return bool(self._token) and hmac.compare_digest(cookie, self.session_value())
-
-    def authenticated(self, request: Request) -> bool:
-        if not self.enabled:
-            return True
-        return self.bearer_ok(request) or self.basic_ok(request) or self.session_ok(request)
 
     def new_csrf_nonce(self) -> str:
         return secrets.token_urlsafe(24)
