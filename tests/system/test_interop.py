@@ -236,7 +236,7 @@ async def test_a_pause_made_by_node_shows_everywhere_bullpen_shows_the_queue(
     assert check["status"] == "warn" and "is paused (by bullpen, Node" in check["message"]
     app = create_app(load_settings(), client=client)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as http:
+                                 base_url="http://localhost") as http:
         assert (await http.get("/api/overview")).json()["paused"] is True
         assert (await http.get("/api/jobs?state=waiting")).json()["paused"] is True
         assert "queue paused" in (await http.get("/jobs/waiting")).text

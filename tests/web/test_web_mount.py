@@ -27,7 +27,7 @@ WEB_TOKEN = "web-token-0123456789-abcdefghij"
 def _host(dashboard: Starlette) -> httpx.AsyncClient:
     host = Starlette(routes=[Mount(PREFIX, app=dashboard)])
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=host),
-                             base_url="http://testserver")
+                             base_url="http://localhost")
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ async def test_sign_in_and_download_links_under_the_prefix(
             "csrf_token": await _csrf(http, PREFIX + "/login")})
         assert signed_in.headers["location"] == PREFIX + "/schedules"
         link = (await http.post(f"{PREFIX}/api/exports/{export.id}/link", json={})).json()
-        assert link["url"].startswith(f"http://testserver{PREFIX}/exports/")
+        assert link["url"].startswith(f"http://localhost{PREFIX}/exports/")
         http.cookies.clear()
         download = await http.get(link["url"])  # a token is its own credential
         assert (download.status_code, download.content) == (200, b"a,b\r\n")
@@ -124,6 +124,6 @@ async def test_unmounted_links_are_unchanged(web_settings: Settings,
                                              client: QueueClient) -> None:
     app = create_app(web_settings, client=client)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as http:
+                                 base_url="http://localhost") as http:
         links = _links((await http.get("/")).text)
     assert "/jobs/failed" in links and not any(link.startswith(PREFIX) for link in links)

@@ -179,7 +179,8 @@ class SecurityMiddleware:
 
     def _challenge(self, request: Request) -> Response:
         wants_html = "text/html" in request.headers.get("accept", "")
-        if wants_html and self.guard.uses_token and not route_path(request.scope).startswith("/api"):
+        api = route_path(request.scope).startswith("/api")
+        if wants_html and self.guard.uses_token and not api:
             login = f"{root_path(request.scope)}/login?next={quote(request.url.path)}"
             return RedirectResponse(login, status_code=303)
         scheme = 'Basic realm="bullpen"' if self.guard.uses_basic else "Bearer"
