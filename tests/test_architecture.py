@@ -24,7 +24,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("bullpen.redis_url",),
     ("bullpen.definitions",),
     ("bullpen.producer", "bullpen.reconcile", "bullpen.exports", "bullpen.runtime.context",
-     "bullpen.runtime.stats", "bullpen.runtime.heartbeat"),
+     "bullpen.runtime.series", "bullpen.runtime.stats", "bullpen.runtime.heartbeat"),
     ("bullpen.tasks", "bullpen.schedules"),
     ("bullpen.loader",),
     ("bullpen.client", "bullpen.runtime"),

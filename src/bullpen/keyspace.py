@@ -39,6 +39,15 @@ class Keyspace:
         """Hash: schedule name → JSON of its last run (lateness, duration, outcome)."""
         return self._own("schedules:runs")
 
+    def schedule_lateness(self, name: str) -> str:
+        """List (with a TTL): JSON of one schedule's most recent runs, newest first."""
+        return self._own(f"schedules:lateness:{name}")
+
+    def series_slot(self, step_min: int, minute: int) -> str:
+        """Hash (with a TTL): `<task>|<counter>` → count for the `step_min` minutes starting at
+        epoch minute `minute`: outcomes, wait and run time histograms (runtime/series.py)."""
+        return self._own(f"series:{step_min}m:{minute}")
+
     @property
     def task_stats(self) -> str:
         """Hash: `<task>|<counter>` → count, flushed by workers with their heartbeats."""

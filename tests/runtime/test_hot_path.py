@@ -32,8 +32,9 @@ def test_stats_tallies_fold_into_the_original_counter_names() -> None:
                ("b", 400.0, True), ("a", 2.5, False), ("b", 0.0101, True)]
     stats = TaskStats()
     for task, duration_s, ok in samples:
-        stats.record(SimpleNamespace(name=task, scheduler_id=None), 0,  # type: ignore[arg-type]
-                     duration_s, ok)
+        job = SimpleNamespace(name=task, scheduler_id=None, attempts_made=0, timestamp_ms=0,
+                              delay_ms=0)
+        stats.record(job, 0, duration_s, ok)  # type: ignore[arg-type]
     stats._fold_tallies()
     assert dict(stats.counters) == _original_counters(samples)
 

@@ -11,9 +11,10 @@ from typing import Any
 from bullpen import logs
 from bullpen.adapter import ActiveJob, QueueClient, now_ms
 from bullpen.definitions.task import Registry
-from bullpen.errors import UnknownTaskError
+from bullpen.errors import UnknownTaskError, UnrecoverableJobError
 from bullpen.runtime.context import JobContext
 from bullpen.runtime.isolation import IsolatedPool
+from bullpen.runtime.series import MinuteSeries
 from bullpen.runtime.stats import TaskStats
 from bullpen.settings import Settings
 
@@ -31,7 +32,7 @@ class Dispatcher:
         # One thread per concurrent job, so `def` handlers never queue behind each other.
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bullpen-job")
         self.worker_id = ""
-        self.stats = TaskStats()
+        self.stats = TaskStats(series=MinuteSeries(registry.names()))
         self._isolated = IsolatedPool()
 
     async def __call__(self, active: ActiveJob) -> Any:
@@ -40,7 +41,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         ctx = JobContext(job, self.worker_id, self._settings, self._queue, active, loop)
         started_ms, started = now_ms(), time.perf_counter()
-        ok = False
+        ok = retried = False
         try:
             task = self._registry.get(job.name)
             if task is None:  # e.g. added by a Node producer or a newer bullpen
@@ -56,13 +57,15 @@ class Dispatcher:
             ok = True
         except Exception as exc:
             attempt = job.attempts_made + 1
+            retried = attempt < job.attempts_allowed and not isinstance(exc,
+                                                                         UnrecoverableJobError)
             # A manual retry of a job that used its attempts grants it one more: the last one.
             log.warning("Job %s of type %s failed (attempt %d of %d): %s", job.display_name,
                         job.name, attempt, max(attempt, job.attempts_allowed), exc)
             raise
         finally:
             await ctx.flush()
-            self.stats.record(job, started_ms, time.perf_counter() - started, ok)
+            self.stats.record(job, started_ms, time.perf_counter() - started, ok, retried)
         return result
 
     def shutdown(self) -> None:

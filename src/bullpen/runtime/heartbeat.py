@@ -25,6 +25,8 @@ class WorkerInfo:
     active_jobs: list[str]
     # Schedule name → digest of what this worker declares (see reconcile.Reconciler).
     schedules: dict[str, str] = field(default_factory=dict)
+    # Jobs finished in each of the 60 minutes up to the one `last_seen` falls in, oldest first.
+    jobs_per_minute: list[int] = field(default_factory=list)
 
     @property
     def age_s(self) -> float:
@@ -33,10 +35,11 @@ class WorkerInfo:
 
 async def beat(client: QueueClient, worker_id: str, concurrency: int, started_at: float,
                active_jobs: list[str], ttl_s: float,
-               schedules: dict[str, str] | None = None) -> None:
+               schedules: dict[str, str] | None = None,
+               jobs_per_minute: list[int] | None = None) -> None:
     now = time.time()
     info = WorkerInfo(worker_id, socket.gethostname(), os.getpid(), __version__, concurrency,
-                      started_at, now, active_jobs, schedules or {})
+                      started_at, now, active_jobs, schedules or {}, jobs_per_minute or [])
     pipe = client.redis.pipeline(transaction=False)
     pipe.set(client.keys.worker(worker_id), json.dumps(asdict(info)), px=int(ttl_s * 1000))
     pipe.zadd(client.keys.workers, {worker_id: now})

@@ -18,6 +18,7 @@ from bullpen.reconcile import Reconciler, declared_digests, log_result
 from bullpen.redis_url import redact, wait_for_redis
 from bullpen.runtime import heartbeat
 from bullpen.runtime.dispatch import Dispatcher
+from bullpen.runtime.series import MINUTE_MS
 from bullpen.runtime.stop import STOP_SIGNALS, StopRequests
 from bullpen.settings import Settings, unknown_variables
 
@@ -148,7 +149,8 @@ class WorkerProcess:
                 await asyncio.wait_for(
                     heartbeat.beat(client, worker.worker_id, self.settings.worker_concurrency,
                                    started, worker.active_job_ids, ttl_s=interval * 3,
-                                   schedules=declared),
+                                   schedules=declared, jobs_per_minute=dispatcher.stats.series
+                                   .last_hour(int(time.time() * 1000) // MINUTE_MS)),
                     timeout=interval * 2)
                 await dispatcher.stats.flush(client)
                 if not connected:

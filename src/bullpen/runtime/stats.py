@@ -1,4 +1,5 @@
-"""Per-task counters and duration histograms, counted in memory and flushed to Redis in batches."""
+"""Per-task counters and duration histograms, per-minute history and recent schedule runs,
+counted in memory and flushed to Redis in batches."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bullpen.adapter import JobRecord, QueueClient
+from bullpen.runtime.series import FAILED, OK, RETRIED, MinuteSeries
 
+# The lateness strip of each schedule: its most recent runs, kept a week after the last.
+LATENESS_RUNS = 60
+LATENESS_KEEP_S = 7 * 24 * 3600
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                       300.0)
 
@@ -22,38 +27,58 @@ def scheduled_at_ms(job: JobRecord) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def wait_ms(job: JobRecord, started_ms: int) -> int | None:
+    """Enqueue, or due time, to start; first attempts only (a retry's wait includes its
+    backoff). A schedule's tick is due at the instant its id names; BullMQ zeroes a delayed
+    job's stored `delay` when it moves the job to waiting, so that is counted from enqueue."""
+    if job.attempts_made:
+        return None
+    due = (scheduled_at_ms(job) if job.scheduler_id else None) or job.timestamp_ms + job.delay_ms
+    return started_ms - due
+
+
 @dataclass(slots=True)
 class TaskStats:
     """Accumulates outcomes between flushes; one instance per worker process.
 
-    `record` runs once per job, so it only bumps a per-task list of numbers; the counter names
-    and the cumulative `le_` buckets are built at flush time.
+    `record` runs once per job, so it only bumps lists of numbers; the counter names, the
+    cumulative `le_` buckets and the history's field names are built at flush time.
     """
 
     counters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     schedule_runs: dict[str, str] = field(default_factory=dict)
+    series: MinuteSeries = field(default_factory=MinuteSeries)
+    # schedule name -> its runs since the last flush, oldest first (JSON)
+    lateness: dict[str, list[str]] = field(default_factory=dict)
     # task -> [processed, failed, duration_ms_sum, duration_count, bucket 0 … bucket n-1, over]
     _tallies: dict[str, list[int]] = field(default_factory=dict)
 
-    def record(self, job: JobRecord, started_ms: int, duration_s: float, ok: bool) -> None:
+    def record(self, job: JobRecord, started_ms: int, duration_s: float, ok: bool,
+               retried: bool = False) -> None:
+        """Count one attempt; `retried`: it failed and BullMQ will run it again."""
         tally = self._tallies.get(job.name)
         if tally is None:
             tally = self._tallies[job.name] = [0] * (5 + len(DURATION_BUCKETS_S))
         tally[0 if ok else 1] += 1
-        tally[2] += int(duration_s * 1000)
+        run_ms = duration_s * 1000
+        tally[2] += int(run_ms)
         tally[3] += 1
         tally[4 + bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
+        self.series.record(job.name, started_ms + int(run_ms), wait_ms(job, started_ms), run_ms,
+                           OK if ok else RETRIED if retried else FAILED)
         if job.scheduler_id:
             self._record_run(job, started_ms, duration_s, ok)
 
     def _record_run(self, job: JobRecord, started_ms: int, duration_s: float, ok: bool) -> None:
         due = scheduled_at_ms(job)
         if due is not None:
-            self.schedule_runs[str(job.scheduler_id)] = json.dumps({
+            run = json.dumps({
                 "fired_at_ms": due, "started_at_ms": started_ms,
                 "lateness_ms": started_ms - due, "duration_ms": int(duration_s * 1000),
                 "outcome": "completed" if ok else "failed", "job_id": job.id,
             })
+            self.schedule_runs[str(job.scheduler_id)] = run
+            self.lateness.setdefault(str(job.scheduler_id), []).append(run)
 
     def _fold_tallies(self) -> None:
         """Move the per-task tallies into `counters` under their flushed names."""
@@ -75,13 +100,21 @@ class TaskStats:
             return
         counters = dict(self.counters)
         runs: dict[Any, Any] = dict(self.schedule_runs)
+        lateness = dict(self.lateness)
         self.counters.clear()
         self.schedule_runs.clear()
+        self.lateness.clear()
         pipe = client.redis.pipeline(transaction=False)
         for name, amount in counters.items():
             pipe.hincrby(client.keys.task_stats, name, amount)
         if runs:
             pipe.hset(client.keys.schedule_runs, mapping=runs)
+        for name, entries in lateness.items():
+            key = client.keys.schedule_lateness(name)
+            pipe.lpush(key, *entries)
+            pipe.ltrim(key, 0, LATENESS_RUNS - 1)
+            pipe.expire(key, LATENESS_KEEP_S)
+        self.series.write(pipe, client.keys)
         await pipe.execute()
 
 
@@ -98,3 +131,13 @@ async def read_stats(client: QueueClient) -> dict[str, dict[str, int]]:
 async def read_schedule_runs(client: QueueClient) -> dict[str, dict[str, Any]]:
     raw = await client.redis.hgetall(client.keys.schedule_runs)
     return {str(name): json.loads(value) for name, value in raw.items()}
+
+
+async def read_lateness(client: QueueClient, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each schedule's recent runs (fired_at_ms, lateness_ms, outcome, …), oldest first."""
+    pipe = client.redis.pipeline(transaction=False)
+    for name in names:
+        pipe.lrange(client.keys.schedule_lateness(name), 0, LATENESS_RUNS - 1)
+    found = await pipe.execute() if names else []
+    return {name: [json.loads(entry) for entry in reversed(entries)]
+            for name, entries in zip(names, found, strict=True)}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -50,6 +51,61 @@ async def promote(state: WebState, job_id: str) -> None:
     if current != "delayed":
         raise ActionError(f"job {job_id!r} is {current}; only delayed jobs can be promoted", 409)
     await state.client.promote_job(job_id)
+
+
+BULK_LIMIT = 1000
+BULK_ACTIONS = ("retry", "remove")
+
+
+@dataclass(slots=True)
+class BulkResult:
+    action: str
+    done: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": not self.refused, "action": self.action, "done": self.done,
+                "refused": self.refused}
+
+    def message(self) -> str:
+        verb = {"retry": "queued for retry", "remove": "removed"}[self.action]
+        said = f"{len(self.done)} job(s) {verb}."
+        if self.refused:
+            first = next(iter(self.refused.values()))
+            said += f" {len(self.refused)} refused, e.g. {first}"
+        return said
+
+
+def check_bulk_action(action: str) -> str:
+    if action not in BULK_ACTIONS:
+        raise ActionError(f"action={action!r}: expected retry or remove")
+    return action
+
+
+def bulk_ids(raw: object) -> list[str]:
+    """The selection: distinct job ids, in order, at most BULK_LIMIT."""
+    if not isinstance(raw, list) or not all(isinstance(item, str | int) for item in raw):
+        raise ActionError('ids must be a list of job ids, e.g. ["12", "13"]')
+    ids = list(dict.fromkeys(str(item) for item in raw if str(item)))
+    if not ids:
+        raise ActionError("no jobs selected: tick the jobs to act on")
+    if len(ids) > BULK_LIMIT:
+        raise ActionError(f"{len(ids)} jobs selected; at most {BULK_LIMIT} at once")
+    return ids
+
+
+async def bulk(state: WebState, action: str, ids: list[str]) -> BulkResult:
+    """Retry or remove each selected job by the single-job rules; refusals are collected."""
+    single: dict[str, Callable[[WebState, str], Awaitable[None]]] = {
+        "retry": retry, "remove": remove}
+    result = BulkResult(check_bulk_action(action))
+    for job_id in ids:
+        try:
+            await single[action](state, job_id)
+            result.done.append(job_id)
+        except ActionError as exc:
+            result.refused[job_id] = str(exc)
+    return result
 
 
 async def set_paused(state: WebState, paused: bool) -> None:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bullpen.errors import ActionError
-from bullpen.web import actions, queries
+from bullpen.web import actions, history, queries, search
 from bullpen.web.job_links import job_id_of
 from bullpen.web.state import WebState, export_service, web_state
 
@@ -61,12 +61,32 @@ async def overview(request: Request, state: WebState) -> Any:
     return await queries.overview(state)
 
 
+def job_query(request: Request, default_state: str = "failed") -> search.JobQuery:
+    """The list's state, task filter, search text (`q`) and sort from the query string."""
+    params = request.query_params
+    return search.JobQuery(params.get("state", default_state), params.get("task"),
+                           params.get("q"), params.get("sort"))
+
+
 async def jobs(request: Request, state: WebState) -> Any:
-    size = min(max(_int_param(request, "size", queries.PAGE_SIZE), 1), 500)
-    page = await queries.list_jobs(state.client, request.query_params.get("state", "failed"),
-                                   request.query_params.get("task"),
-                                   _int_param(request, "page", 1), size)
+    size = min(max(_int_param(request, "size", search.PAGE_SIZE), 1), 500)
+    page = await search.list_jobs(state.client, job_query(request),
+                                  _int_param(request, "page", 1), size)
     return page.to_dict()
+
+
+async def bulk(request: Request, state: WebState) -> Any:
+    body = await _body(request)
+    result = await actions.bulk(state, str(body.get("action", "")),
+                                actions.bulk_ids(body.get("ids")))
+    return result.to_dict()
+
+
+async def chart_history(request: Request, state: WebState) -> Any:
+    window = history.window_named(request.query_params.get("range"))
+    found = await history.history(state.client, window, request.query_params.get("task") or None,
+                                  state.registry.names())
+    return found.to_dict()
 
 
 async def job(request: Request, state: WebState) -> Any:
@@ -150,8 +170,10 @@ def routes(with_exports: bool) -> list[BaseRoute]:
     return [
         *(_export_routes() if with_exports else []),
         Route("/api/overview", json_endpoint(overview)),
+        Route("/api/history", json_endpoint(chart_history)),
         Route("/api/jobs", json_endpoint(jobs)),
         Route("/api/jobs", json_endpoint(enqueue), methods=["POST"]),
+        Route("/api/jobs/bulk", json_endpoint(bulk), methods=["POST"]),
         Route("/api/jobs/{job_id:path}", json_endpoint(job)),
         Route("/api/jobs/{job_id:path}/retry", _job_action(actions.retry), methods=["POST"]),
         Route("/api/jobs/{job_id:path}/remove", _job_action(actions.remove), methods=["POST"]),

@@ -21,7 +21,7 @@ from bullpen.exports.service import ExportService
 from bullpen.loader import Definitions, load_definitions
 from bullpen.redis_url import redact, resolve_url
 from bullpen.settings import Settings, load_settings, split_list
-from bullpen.web import api, downloads, forms, metrics, pages, probes
+from bullpen.web import api, assets, downloads, forms, metrics, pages, probes
 from bullpen.web.host_auth import AuthHook, HostAuthMiddleware
 from bullpen.web.hosts import HostPolicy
 from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware, is_public
@@ -52,7 +52,7 @@ def _export_service(settings: Settings) -> ExportService | None:
 def _routes(exports: ExportService | None) -> list[BaseRoute]:
     with_exports = exports is not None
     routes = [*probes.routes(), *metrics.routes(), *api.routes(with_exports),
-              *pages.routes(with_exports), *forms.routes(with_exports)]
+              *pages.routes(with_exports), *forms.routes(with_exports), *assets.routes()]
     if with_exports:
         routes += downloads.routes()
     return routes

@@ -81,6 +81,31 @@ async def _resume(request: Request, state: WebState) -> tuple[str, str | None]:
     return "Queue resumed.", None
 
 
+CONFIRM_SHOWN = 50
+
+
+async def bulk_form(request: Request) -> Response:
+    """Retry or remove the ticked jobs: first a page to confirm, then (confirmed=yes) the act."""
+    form = await request.form()
+    back = local_path(str(form.get("next", "")), url(request, "/jobs/failed"))
+    state = web_state(request)
+    try:
+        action = actions.check_bulk_action(str(form.get("action", "")))
+        ids = actions.bulk_ids([str(value) for value in form.getlist("ids")])
+    except ActionError as exc:
+        response = RedirectResponse(back, status_code=303)
+        set_flash(response, str(exc), ok=False)
+        return response
+    if form.get("confirmed") != "yes":
+        shown = [await state.client.get_job(job_id) for job_id in ids[:CONFIRM_SHOWN]]
+        return render(request, "confirm.html", action=action, ids=ids, next=back,
+                      shown=[(job_id, job) for job_id, job in zip(ids, shown, strict=False)])
+    result = await actions.bulk(state, action, ids)
+    response = RedirectResponse(back, status_code=303)
+    set_flash(response, result.message(), ok=not result.refused)
+    return response
+
+
 async def _enqueue(request: Request, state: WebState) -> tuple[str, str | None]:
     form = await request.form()
     task = str(form.get("task", ""))
@@ -161,6 +186,7 @@ def routes(with_exports: bool) -> list[BaseRoute]:
     ]
     return [
         *(exports if with_exports else []),
+        Route("/jobs/bulk", bulk_form, methods=post),
         Route("/job/{job_id:path}/retry", form_action(_retry), methods=post),
         Route("/job/{job_id:path}/remove", form_action(_remove), methods=post),
         Route("/job/{job_id:path}/promote", form_action(_promote), methods=post),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 from urllib.parse import quote
 
 from redis.exceptions import RedisError
@@ -22,13 +23,15 @@ from bullpen.web.throttle import FailureThrottle
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 PUBLIC_PATHS = PROBE_PATHS | {"/login"}
-# The jobs page's task filter submits itself from an inline handler; only that one is allowed.
+# The list filters submit themselves from an inline handler; only that one is allowed. Scripts
+# otherwise run only from the page's own <script nonce> (live refresh: web/static/live.js), and
+# it may fetch from this origin only.
 _FILTER_HANDLER = "'sha256-osjxnKEPL/pQJbFk1dKsF7PYFmTyMWGmVSiL9inhxJY='"
+CSP_TEMPLATE = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "script-src 'nonce-{nonce}' 'unsafe-hashes' " + _FILTER_HANDLER + "; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = {
-    "content-security-policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        f"script-src 'unsafe-hashes' {_FILTER_HANDLER}; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
@@ -243,10 +246,14 @@ def _hardened(send: Send, scope: Scope, cookie_secure: bool | None) -> Send:
     setting says so or, unset, when the request came over https (directly, or through a proxy
     trusted by WEB_TRUSTED_PROXIES)."""
     secure = cookie_secure if cookie_secure is not None else scope.get("scheme") == "https"
+    # A fresh nonce per response: pages put it on their one <script> element (templating.py).
+    nonce = secrets.token_urlsafe(18)
+    scope.setdefault("state", {})["csp_nonce"] = nonce
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = MutableHeaders(scope=message)
+            headers.setdefault("content-security-policy", CSP_TEMPLATE.format(nonce=nonce))
             for name, value in SECURITY_HEADERS.items():
                 headers.setdefault(name, value)
             if secure:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bullpen.adapter import JOB_STATES
-from bullpen.web import queries
+from bullpen.web import history, queries, search
 from bullpen.web.job_links import job_id_of
 from bullpen.web.state import export_service, web_state
 from bullpen.web.templating import render
@@ -21,10 +23,22 @@ def _page_number(request: Request) -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else 1
 
 
+def _bad_request(request: Request, message: str) -> Response:
+    return render(request, "error.html", status=400, title="Bad request", message=message)
+
+
 async def overview(request: Request) -> Response:
-    data = await queries.overview(web_state(request))
+    state = web_state(request)
+    try:
+        window = history.window_named(request.query_params.get("range"))
+    except ValueError as exc:
+        return _bad_request(request, str(exc))
+    task = request.query_params.get("task") or None
+    data, charts = await asyncio.gather(
+        queries.overview(state),
+        history.history(state.client, window, task, state.registry.names()))
     return render(request, "overview.html", refresh_s=REFRESH_S, data=data,
-                  states=JOB_STATES)
+                  states=JOB_STATES, history=charts, windows=history.WINDOWS)
 
 
 async def job_list(request: Request) -> Response:
@@ -33,11 +47,16 @@ async def job_list(request: Request) -> Response:
         return render(request, "error.html", status=404, title="Not found",
                       message=f"No job state {state_name!r}; states are "
                               f"{', '.join(JOB_STATES)}.")
-    task = request.query_params.get("task") or None
-    page = await queries.list_jobs(web_state(request).client, state_name, task,
-                                   _page_number(request))
+    params = request.query_params
+    try:
+        query = search.JobQuery(state_name, params.get("task"), params.get("q"),
+                                params.get("sort"))
+    except ValueError as exc:
+        return _bad_request(request, str(exc))
+    state = web_state(request)
+    page = await search.list_jobs(state.client, query, _page_number(request))
     return render(request, "jobs.html", refresh_s=REFRESH_S, page=page, states=JOB_STATES,
-                  tasks=web_state(request).registry.names())
+                  tasks=state.registry.names(), default_sort=search.default_sort(state_name))
 
 
 async def job_detail(request: Request) -> Response:

@@ -8,14 +8,19 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from bullpen.shown import as_text
+from bullpen.version import __version__
+from bullpen.web import charts, job_view, sparklines
 from bullpen.web.job_links import job_ref
+from bullpen.web.json_tree import json_tree
 from bullpen.web.paths import root_path, route_path
 from bullpen.web.security import SESSION_COOKIE
+from bullpen.web.tracebacks import fold
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "bullpen_flash"
@@ -25,6 +30,29 @@ def ms_time(value: int | float | None) -> str:
     if not value:
         return "—"
     return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def relative(delta_s: float) -> str:
+    """A time difference as '3 min ago' (past, positive) or 'in 2.5 h' (future)."""
+    size = abs(delta_s)
+    if size < 5:
+        return "just now"
+    unit, seconds = next((unit, seconds) for unit, seconds in (
+        ("d", 86400), ("h", 3600), ("min", 60), ("s", 1)) if size >= seconds)
+    amount = size / seconds
+    text = f"{amount:.0f}" if amount >= 10 or unit in ("min", "s") else \
+        f"{amount:.1f}".removesuffix(".0")
+    return f"{text} {unit} ago" if delta_s >= 0 else f"in {text} {unit}"
+
+
+def when(value: int | float | None) -> Markup:
+    """A time in ms as '3 min ago', with the exact UTC time on hover (live.js keeps it fresh)."""
+    if not value:
+        return Markup("—")
+    exact = datetime.fromtimestamp(value / 1000, tz=UTC)
+    shown = relative(datetime.now(tz=UTC).timestamp() - value / 1000)
+    return Markup(f'<time datetime="{exact.isoformat(timespec="milliseconds")}" '
+                  f'title="{exact:%Y-%m-%d %H:%M:%S} UTC">{escape(shown)}</time>')
 
 
 def s_time(value: int | float | None) -> str:
@@ -76,7 +104,14 @@ def build_templates() -> Jinja2Templates:
     )
     env.filters.update(ms_time=ms_time, s_time=s_time, duration_ms=duration_ms, age_s=age_s,
                        file_size=file_size, pretty_json=pretty_json,
-                       compact_json=compact_json, job_ref=job_ref)
+                       compact_json=compact_json, job_ref=job_ref, when=when,
+                       json_tree=json_tree, fold_trace=fold)
+    env.globals.update(line_chart=charts.line_chart, legend=charts.legend,
+                       numbers_table=charts.numbers_table,
+                       jobs_strip=sparklines.jobs_per_minute, jobs_summary=sparklines.jobs_summary,
+                       lateness_strip=sparklines.lateness_strip,
+                       lateness_summary=sparklines.lateness_summary,
+                       attempt_of=job_view.attempt_of, version=__version__)
     return Jinja2Templates(env=env)
 
 
@@ -93,6 +128,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
     context.setdefault("refresh_s", None)
     response = templates.TemplateResponse(request, name, {
         "csrf_token": request.scope.get("state", {}).get("csrf_token", ""),
+        "csp_nonce": request.scope.get("state", {}).get("csp_nonce", ""),
         "flash": flash,
         "flash_kind": kind,
         "redis_url": request.app.state.web.redis_url_shown,
