@@ -44,9 +44,14 @@ class Keyspace:
         return self._own(f"schedules:lateness:{name}")
 
     def series_slot(self, step_min: int, minute: int) -> str:
-        """Hash (with a TTL): `<task>|<counter>` → count for the `step_min` minutes starting at
-        epoch minute `minute`: outcomes, wait and run time histograms (runtime/series.py)."""
+        """Hash (with a TTL): the tasks that have a tally for the `step_min` minutes starting at
+        epoch minute `minute` (runtime/series.py)."""
         return self._own(f"series:{step_min}m:{minute}")
+
+    def series_tally(self, step_min: int, minute: int, task: str) -> str:
+        """Hash (with a TTL): one task's counters in that slot: outcomes, wait and run time
+        histogram buckets."""
+        return self._own(f"series:{step_min}m:{minute}:{task}")
 
     @property
     def task_stats(self) -> str:

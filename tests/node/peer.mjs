@@ -33,6 +33,9 @@ async function add(name, json) {
 
 async function work(seconds, record) {
   // `record` makes runs visible next to bullpen's sample app: same list, same fields.
+  // PEER_METRICS_MAX_DATA_POINTS turns on BullMQ's per-minute metrics; a job whose data has
+  // `fail: true` fails.
+  const maxDataPoints = Number(process.env.PEER_METRICS_MAX_DATA_POINTS || 0);
   const redis = new IORedis(connection);
   const runsKey = `bull:${queueName}:test:runs`;
   const worker = new Worker(
@@ -44,9 +47,10 @@ async function work(seconds, record) {
           worker: `node-${process.pid}`, data: job.data,
         }));
       }
+      if (job.data && job.data.fail === true) throw new Error("asked to fail");
       return { node: true, name: job.name, data: job.data };
     },
-    { connection, concurrency: 5 },
+    { connection, concurrency: 5, ...(maxDataPoints ? { metrics: { maxDataPoints } } : {}) },
   );
   worker.on("completed", (job, returnvalue) =>
     print({ id: job.id, name: job.name, data: job.data, returnvalue }));

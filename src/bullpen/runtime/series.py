@@ -1,11 +1,12 @@
 """Bounded per-minute history of what BullMQ's metrics do not record: outcomes, wait and run
 time histograms per task, counted in memory by the worker and flushed with its stats.
 
-A time slot is a Redis hash of `<task>|<counter>` → count: one per minute kept for the last hour,
-one per ten minutes kept for the last day. Counters are `ok`, `failed` (no retry left),
+A time slot covers a minute (kept for the last hour) or ten minutes (kept for the last day).
+Each task with jobs in it has a small hash of counter → count: `ok`, `failed` (no retry left),
 `retried`, and the histogram buckets `w<i>` (wait: enqueue, or due time, to start) and `r<i>`
-(run time). Bucket i holds durations in [0.1·2^(i/2), 0.1·2^((i+1)/2)) ms, so a percentile read
-back is within a factor √2 of the truth, and interpolation brings it much closer.
+(run time); the slot's own hash names those tasks. Small hashes keep Redis's compact encoding.
+Bucket i holds durations in [0.1·2^(i/2), 0.1·2^((i+1)/2)) ms: a percentile read back lies in
+the right bucket, and interpolation inside it brings it within a few percent.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class MinuteSeries:
             self._known = set()
         if task in self._known:
             return task
-        if len(self._known) < MAX_TASKS and task != OTHER_TASK and "|" not in task:
+        if len(self._known) < MAX_TASKS and task != OTHER_TASK:
             self._known.add(task)
             return task
         return OTHER_TASK
@@ -163,16 +164,16 @@ class MinuteSeries:
         return merged
 
     def write(self, pipe: Any, keys: Keyspace) -> None:
-        """Queue the HINCRBYs (and the slots' expiry) on a pipeline the caller executes."""
-        touched: dict[str, int] = {}
+        """Queue the writes (and the keys' expiry) on a pipeline the caller executes."""
         for (step, start, name), tally in self.drain().items():
-            key = keys.series_slot(step, start)
+            keep_s = FINE_KEEP_S if step == FINE_STEP_MIN else COARSE_KEEP_S
+            slot, counters = keys.series_slot(step, start), keys.series_tally(step, start, name)
+            pipe.hset(slot, name, 1)
             for index, count in enumerate(tally):
                 if count:
-                    pipe.hincrby(key, f"{name}|{SUFFIXES[index]}", count)
-            touched[key] = FINE_KEEP_S if step == FINE_STEP_MIN else COARSE_KEEP_S
-        for key, keep_s in touched.items():
-            pipe.expire(key, keep_s)
+                    pipe.hincrby(counters, SUFFIXES[index], count)
+            pipe.expire(slot, keep_s)
+            pipe.expire(counters, keep_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,14 +194,13 @@ class Slot:
         return total
 
 
-def parse_slot(minute: int, raw: dict[str, Any]) -> Slot:
-    tasks: dict[str, list[int]] = {}
-    for field, value in raw.items():
-        task, _, suffix = str(field).rpartition("|")
-        index = SUFFIX_INDEX.get(suffix)
-        if index is not None and task:
-            tasks.setdefault(task, [0] * WIDTH)[index] += int(value)
-    return Slot(minute, tasks)
+def _tally(raw: dict[str, Any]) -> list[int]:
+    tally = [0] * WIDTH
+    for suffix, value in raw.items():
+        index = SUFFIX_INDEX.get(str(suffix))
+        if index is not None:
+            tally[index] += int(value)
+    return tally
 
 
 async def read_slots(redis: Any, keys: Keyspace, step_min: int, first_minute: int,
@@ -210,6 +210,13 @@ async def read_slots(redis: Any, keys: Keyspace, step_min: int, first_minute: in
     minutes = [start + i * step_min for i in range(count)]
     pipe = redis.pipeline(transaction=False)
     for minute in minutes:
-        pipe.hgetall(keys.series_slot(step_min, minute))
-    return [parse_slot(minute, raw) for minute, raw in zip(minutes, await pipe.execute(),
-                                                           strict=True)]
+        pipe.hkeys(keys.series_slot(step_min, minute))
+    wanted = [(minute, str(task)) for minute, tasks in zip(minutes, await pipe.execute(),
+                                                           strict=True) for task in tasks]
+    pipe = redis.pipeline(transaction=False)
+    for minute, task in wanted:
+        pipe.hgetall(keys.series_tally(step_min, minute, task))
+    found: dict[int, dict[str, list[int]]] = {minute: {} for minute in minutes}
+    for (minute, task), raw in zip(wanted, await pipe.execute() if wanted else [], strict=True):
+        found[minute][task] = _tally(raw)
+    return [Slot(minute, found[minute]) for minute in minutes]
