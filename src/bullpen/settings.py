@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     worker_keep_completed: int = Field(1000, ge=0)
     worker_keep_failed: int = Field(5000, ge=0)
     worker_heartbeat_interval_s: float = Field(5.0, gt=0)
+    worker_metrics_max_data_points: int = Field(10_080, ge=0, description="minutes kept; 0 = off")
     worker_processes: int = Field(1, ge=1, le=64)
     job_max_data_bytes: int = Field(512 * 1024, ge=1)
 

@@ -10,10 +10,17 @@ import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
-from bullpen.adapter.consumer import repeat_strategy
+from bullpen.adapter.naming import BullmqWorker, parse_client_list
 from bullpen.adapter.options import JobOptions
-from bullpen.adapter.records import JOB_STATES, JobRecord, SchedulerRecord, record_of
+from bullpen.adapter.records import (
+    JOB_STATES,
+    JobRecord,
+    QueueMetrics,
+    SchedulerRecord,
+    record_of,
+)
 from bullpen.adapter.redis_options import connection_kwargs
+from bullpen.adapter.repeat import repeat_strategy
 from bullpen.errors import RedisFullError
 from bullpen.keyspace import Keyspace
 
@@ -113,6 +120,27 @@ class QueueClient:
             raise ValueError(f"count_finished_since: state {state!r} is not completed or failed")
         # BullMQ scores its completed and failed sets by finishedOn.
         return int(await self._queue.client.zcount(self.keys.bullmq(state), since_ms, "+inf"))
+
+    async def workers(self) -> list[BullmqWorker]:
+        """Every worker connection on this queue, Node's or bullpen's, as `getWorkers()` finds
+        them: CLIENT LIST entries named `<prefix>:<base64 queue>[:w:<worker name>]`."""
+        text = await self._queue.client.execute_command("CLIENT", "LIST")
+        return parse_client_list(str(text), self.prefix, self.name)
+
+    async def metrics(self, state: str, points: int = 60) -> QueueMetrics:
+        """BullMQ's per-minute counts of `completed` or `failed` jobs (newest minute first), as
+        Node's `Queue.getMetrics()` reads them; kept by workers with metrics on."""
+        if state not in ("completed", "failed"):
+            raise ValueError(f"metrics: state {state!r} is not completed or failed")
+        key = self.keys.bullmq(f"metrics:{state}")
+        pipe = self._queue.client.pipeline(transaction=False)
+        pipe.hmget(key, ["count", "prevTS", "prevCount"])
+        pipe.lrange(f"{key}:data", 0, points - 1)
+        pipe.llen(f"{key}:data")
+        meta, data, stored = await pipe.execute()
+        count, prev_ts, prev_count = (int(value or 0) for value in meta)
+        return QueueMetrics(count=count, prev_ts_ms=prev_ts, prev_count=prev_count,
+                            per_minute=[int(value or 0) for value in data], points=int(stored))
 
     async def get_schedulers(self) -> list[SchedulerRecord]:
         raw = await self._schedulers.getJobSchedulers(0, -1, True)
