@@ -29,7 +29,7 @@ def decode_json(job_id: str, field: str, raw: bytes | None, default: Any) -> Any
     if raw is None:
         return default
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode())  # a str skips json's own encoding detection
     except (ValueError, RecursionError) as exc:
         reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise JobDecodeError(
