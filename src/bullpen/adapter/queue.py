@@ -19,7 +19,7 @@ from bullpen.adapter.records import (
     SchedulerRecord,
     record_of,
 )
-from bullpen.adapter.redis_options import connection_kwargs
+from bullpen.adapter.redis_options import connection_kwargs, queue_client
 from bullpen.adapter.repeat import repeat_strategy
 from bullpen.errors import RedisFullError
 from bullpen.keyspace import Keyspace
@@ -33,7 +33,7 @@ class QueueClient:
         self.prefix = prefix
         self.keys = Keyspace(prefix, queue_name)
         self._queue = bullmq.Queue(
-            queue_name, {"connection": connection_kwargs(url), "prefix": prefix}
+            queue_name, {"connection": queue_client(connection_kwargs(url)), "prefix": prefix}
         )
         self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
 
