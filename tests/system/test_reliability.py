@@ -213,6 +213,7 @@ async def test_two_redis_restarts_under_load_lose_no_job(
         jobs_run_twice=len(duplicates), unexplained_duplicates=len(unexplained),
         enqueue_retries=len(retries), drain_after_last_add_s=round(drain_s, 1),
         worker_errors_logged=worker_output.count("Worker error"),
+        worker_errors=[line for line in worker_output.splitlines() if "Worker error" in line],
     )
     assert reconnected, "a worker exited instead of reconnecting"
     assert completed_ids == expected and counts["failed"] == 0, counts
