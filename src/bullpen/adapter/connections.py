@@ -29,11 +29,10 @@ def command_client(connection: dict[str, Any], registry: ScriptRegistry) -> Pipe
     """One connection for every command, scripts loaded on each (re)connect.
 
     Left unnamed, like Node's, so BullMQ tools count the worker once, by its blocking connection.
-    A write that fails on a connection the server dropped is tried once more on a new one; any
-    other failure goes back to the caller, which retries on its own schedule.
+    A command that fails on a dropped connection goes back to its caller, which retries on its
+    own schedule; the next command connects again.
     """
-    return PipeliningRedis(**connection, decode_responses=False, retry=Retry(NoBackoff(), 1),
-                           redis_connect_func=registry.on_connect)
+    return PipeliningRedis(on_connect=registry.on_connect, **connection, decode_responses=False)
 
 
 class BlockingWaiter:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from redis.asyncio.connection import Connection
 from redis.exceptions import NoScriptError
+
+from bullpen.adapter.pipelining import Link
 
 # Every script the worker runs; each is byte-identical in the port and Node BullMQ 6.7.0.
 WORKER_SCRIPTS = (
@@ -49,17 +50,13 @@ class ScriptRegistry:
     def __getitem__(self, name: str) -> Script:
         return self.scripts[name]
 
-    async def on_connect(self, conn: Connection) -> None:
-        """redis-py's `redis_connect_func`: the handshake, then SCRIPT LOAD of every script,
-        all before the commands queued for this socket are written."""
-        await conn.on_connect()
+    async def on_connect(self, link: Link) -> None:
+        """SCRIPT LOAD of every script on a new connection, before the commands queued for it
+        are written."""
         scripts = list(self.scripts.values())
-        packed = [part for script in scripts
-                  for part in conn.pack_command("SCRIPT", "LOAD", script.body)]
-        await conn.send_packed_command(packed, check_health=False)
-        for script in scripts:
-            loaded = await conn.read_response()
-            sha = loaded.decode() if isinstance(loaded, bytes) else str(loaded)
+        loaded = await link.call_all([("SCRIPT", "LOAD", script.body) for script in scripts])
+        for script, reply in zip(scripts, loaded, strict=True):
+            sha = reply.decode() if isinstance(reply, bytes) else str(reply)
             if sha != script.sha:
                 raise RuntimeError(f"Redis loaded {script.name} as {sha}, expected {script.sha}")
 
