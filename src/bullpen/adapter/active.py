@@ -61,18 +61,23 @@ class ActiveJob:
 
     def _build_record(self) -> JobRecord:
         get = self.fields.get
+        name = get(b"name")
+        # Fields a first attempt of a one-off job does not have are looked up only if present.
+        failed_reason = get(b"failedReason")
+        scheduler_id = get(b"rjk")
+        progress = get(b"progress")
         return JobRecord(
-            id=self.id, name=_text(get(b"name")) or "",
+            id=self.id, name=name.decode("utf-8", "replace") if name else "",
             data=decode_json(self.id, "data", get(b"data"), {}),
-            attempts_made=_int(get(b"atm") or get(b"attemptsMade")),
+            attempts_made=self.attempts_made,
             attempts_allowed=int(self.opts.get("attempts") or 1),
             timestamp_ms=_int(get(b"timestamp")), processed_on_ms=_int(get(b"processedOn")) or None,
             finished_on_ms=None, delay_ms=_int(get(b"delay")),
-            failed_reason=_text(get(b"failedReason")),
+            failed_reason=_text(failed_reason) if failed_reason else None,
             stacktrace=self.stacktrace(), return_value=None,
-            progress=decode_json(self.id, "progress", get(b"progress"), 0),
-            scheduler_id=_text(get(b"rjk")), state="active", processed_by=_text(get(b"pb")),
-            raw_opts=dict(self.opts),
+            progress=decode_json(self.id, "progress", progress, 0) if progress else 0,
+            scheduler_id=_text(scheduler_id) if scheduler_id else None, state="active",
+            processed_by=_text(get(b"pb")), raw_opts=dict(self.opts),
         )
 
     @property

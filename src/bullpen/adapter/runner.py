@@ -23,6 +23,8 @@ from bullpen.errors import JobDecodeError, ScheduleIterationError, Unrecoverable
 
 Processor = Callable[[ActiveJob], Awaitable[Any]]
 Finish = Callable[[bool], Awaitable[Any]]
+# JSON.stringify's output for a return value; built once (json.dumps builds one per call).
+_to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class JobRunner:
@@ -84,7 +86,7 @@ class JobRunner:
         except Exception as exc:
             return await self._fail(active, plan, exc)
         try:
-            value = json.dumps(result, separators=(",", ":"), allow_nan=False)
+            value = _to_json(result)
         except (TypeError, ValueError) as exc:
             return await self._fail(active, plan, TypeError(
                 f"the handler's return value is not JSON-serialisable ({exc}); return only dicts, "
