@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from bullpen.adapter import JobOptions, QueueClient
-from bullpen.adapter.naming import queue_client_name
+from bullpen.adapter.worker_names import queue_client_name
 from tests.helpers import TEST_SECRET
 from tests.helpers.processes import Proc, run_cli, start_worker
 from tests.helpers.redis_server import PrivateRedis, free_port

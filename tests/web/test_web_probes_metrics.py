@@ -7,7 +7,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from bullpen.adapter import QueueClient, SchedulerRecord, now_ms
-from bullpen.adapter.naming import queue_client_name
+from bullpen.adapter.worker_names import queue_client_name
 from bullpen.reconcile import MISSED_GRACE_MS, missed_runs
 from tests.helpers.processes import Proc, start_worker
 from tests.helpers.web import wait_for_state, wait_until

@@ -4,7 +4,7 @@ port ships them), the port's Queue and JobScheduler for producing, PEP 8 records
 
 from bullpen.adapter.active import ActiveJob
 from bullpen.adapter.consumer import QueueWorker
-from bullpen.adapter.naming import BullmqWorker
+from bullpen.adapter.worker_names import BullmqWorker
 from bullpen.adapter.options import JobOptions, WorkerOptions
 from bullpen.adapter.queue import QueueClient
 from bullpen.adapter.records import JOB_STATES, JobRecord, SchedulerRecord, now_ms

@@ -19,7 +19,7 @@ from bullpen.adapter.active import ActiveJob
 from bullpen.adapter.connections import BlockingWaiter, Health, command_client
 from bullpen.adapter.fetcher import Fetcher
 from bullpen.adapter.locks import LockRenewer
-from bullpen.adapter.naming import default_worker_name, worker_client_name
+from bullpen.adapter.worker_names import default_worker_name, worker_client_name
 from bullpen.adapter.options import WorkerOptions
 from bullpen.adapter.pipelining import PipeliningRedis
 from bullpen.adapter.plans import Plans

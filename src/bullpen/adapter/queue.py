@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
-from bullpen.adapter.naming import BullmqWorker, parse_client_list
+from bullpen.adapter.worker_names import BullmqWorker, parse_client_list
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import (
     JOB_STATES,

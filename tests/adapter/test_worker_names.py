@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bullpen.adapter.naming import (
+from bullpen.adapter.worker_names import (
     is_worker_connection,
     parse_client_list,
     queue_client_name,
