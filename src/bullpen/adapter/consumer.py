@@ -19,7 +19,6 @@ from bullpen.adapter.active import ActiveJob
 from bullpen.adapter.connections import BlockingWaiter, Health, command_client
 from bullpen.adapter.fetcher import Fetcher
 from bullpen.adapter.locks import LockRenewer
-from bullpen.adapter.worker_names import default_worker_name, worker_client_name
 from bullpen.adapter.options import WorkerOptions
 from bullpen.adapter.pipelining import PipeliningRedis
 from bullpen.adapter.plans import Plans
@@ -28,6 +27,7 @@ from bullpen.adapter.redis_options import connection_kwargs
 from bullpen.adapter.runner import JobRunner, Processor
 from bullpen.adapter.scripts import ScriptRegistry
 from bullpen.adapter.stalled import StalledChecker
+from bullpen.adapter.worker_names import default_worker_name, worker_client_name
 
 __all__ = ["ActiveJob", "Processor", "QueueWorker"]
 

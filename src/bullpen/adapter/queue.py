@@ -10,7 +10,6 @@ import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
-from bullpen.adapter.worker_names import BullmqWorker, parse_client_list
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import (
     JOB_STATES,
@@ -21,6 +20,7 @@ from bullpen.adapter.records import (
 )
 from bullpen.adapter.redis_options import connection_kwargs, queue_client
 from bullpen.adapter.repeat import repeat_strategy
+from bullpen.adapter.worker_names import BullmqWorker, parse_client_list
 from bullpen.errors import RedisFullError
 from bullpen.keyspace import Keyspace
 
