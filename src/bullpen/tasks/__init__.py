@@ -1,4 +1,4 @@
-"""bullpen's own task handlers (`taskHandlers` in a Node BullMQ app); apps add theirs in `<app>.tasks`."""
+"""bullpen's own task handlers (a Node BullMQ app's `taskHandlers`); apps add `<app>.tasks`."""
 
 from bullpen.definitions.task import Handler
 from bullpen.tasks.cleanup_exports import cleanup_exports
