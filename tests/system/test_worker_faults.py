@@ -196,6 +196,10 @@ async def test_a_killed_worker_s_job_reruns_within_lock_plus_interval_during_a_r
         assert len(starts) == 2 and len(ends) == 1  # the killed run and the re-run
     assert max(recoveries) <= 2 * lock_ms + MARGIN_MS, recoveries
     assert_clean(*retired[2:], *fleet)
+    # The worker whose check moved each killed run back says so (once per kill, fleet-wide).
+    everyone = "\n".join(proc.output for proc in (*retired, *fleet))
+    for job_id in ("k0", "k1"):
+        assert everyone.count(f"Job {job_id} stalled: the worker running it stopped") == 1
 
 
 @pytest.mark.timeout(60)

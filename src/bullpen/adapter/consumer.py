@@ -65,7 +65,10 @@ class QueueWorker:
         self._background: set[asyncio.Task[None]] = set()
 
     def start(self, on_error: ErrorCallback,
-              on_connection: ConnectionCallback | None = None) -> None:
+              on_connection: ConnectionCallback | None = None,
+              on_stalled: Callable[[str], None] | None = None) -> None:
+        """Begin consuming; `on_stalled(job_id)` hears of each job this worker's stalled check
+        moved back to waiting (its worker died or stopped renewing the lock)."""
         asyncio.get_running_loop()  # refuses, loudly, to be built outside a running loop
         options = self._options
         registry = ScriptRegistry()
@@ -81,7 +84,8 @@ class QueueWorker:
         fetcher = Fetcher(commands, waiter, plans, health, self.worker_id, options.drain_delay_s)
         renewer = LockRenewer(commands, health, options.lock_duration_ms)
         checker = StalledChecker(commands, health, options.stalled_interval_ms,
-                                 options.max_stalled_count, on_stalled=lambda _job_id: None)
+                                 options.max_stalled_count,
+                                 on_stalled=on_stalled or (lambda _job_id: None))
         runner = JobRunner(commands, plans, fetcher, renewer, health, self._processor,
                            options.lock_duration_ms)
         # Created in this order, so the first stalled check goes out before the first fetch.

@@ -13,6 +13,7 @@ from bullpen import logs
 from bullpen.adapter import QueueClient, QueueWorker, WorkerOptions
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.definitions.task import Registry
+from bullpen.logs import printable
 from bullpen.producer import job_options
 from bullpen.reconcile import Reconciler, declared_digests, log_result
 from bullpen.redis_url import redact, wait_for_redis
@@ -91,7 +92,7 @@ class WorkerProcess:
                              worker_options(settings), dispatcher)
         worker.start(on_error=lambda exc: log.warning("Worker error: %s: %s",
                                                       type(exc).__name__, exc),
-                     on_connection=self._on_connection)
+                     on_connection=self._on_connection, on_stalled=_log_stalled)
         dispatcher.worker_id = worker.worker_id
         log.info("Worker started and ready to process jobs from queue: %s",
                  settings.worker_default_queue)
@@ -168,6 +169,11 @@ class WorkerProcess:
         elif error is None and self._redis_lost:
             log.info("Redis at %s answers again; carrying on", redact(self.url))
         self._redis_lost = error is not None
+
+
+def _log_stalled(job_id: str) -> None:
+    log.warning("Job %s stalled: the worker running it stopped renewing its lock (it died or "
+                "was stopped); moved back to waiting to run again", printable(job_id))
 
 
 def run_worker(settings: Settings, registry: Registry, schedules: list[ScheduledJob], url: str,
