@@ -26,8 +26,8 @@ async def _bullpen(url: str, queue: str, single: int, bulk: int, size: int) -> d
         single_s = time.perf_counter() - started
         started = time.perf_counter()
         for first in range(0, bulk, size):
-            batch = [("bench.noop", {"i": i}) for i in range(first, min(bulk, first + size))]
-            await client.add_bulk(batch, OPTIONS)
+            await client.add_bulk([("bench.noop", {"i": i}, OPTIONS)
+                                   for i in range(first, min(bulk, first + size))])
         bulk_s = time.perf_counter() - started
     finally:
         await client.close()

@@ -117,6 +117,26 @@ class IsolatedTaskCrashError(IsolatedTaskError):
     """An isolated task's child process died while running a job."""
 
 
+class JobDecodeError(UnrecoverableJobError):
+    """A job's stored data or options cannot be decoded; retrying would not help."""
+
+
+class JobStateError(BullpenError):
+    """A BullMQ script refused to move a job (`code` is its negative reply)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class LockLostError(JobStateError):
+    """The worker no longer holds the job's lock: another worker may be running it."""
+
+
+class ScheduleIterationError(BullpenError):
+    """A schedule's next tick could not be created from the tick a worker took."""
+
+
 class EmbeddedError(BullpenError):
     """The embedded server cannot be found, started or stopped."""
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     worker_keep_completed: int = Field(1000, ge=0, le=10_000_000)
     worker_keep_failed: int = Field(5000, ge=0, le=10_000_000)
     worker_heartbeat_interval_s: float = Field(5.0, gt=0, le=3600, allow_inf_nan=False)
+    worker_metrics_max_data_points: int = Field(10_080, ge=0, le=1_000_000,
+                                                description="minutes kept; 0 = off")
     worker_processes: int = Field(1, ge=1, le=64)
     job_max_data_bytes: int = Field(512 * 1024, ge=1, le=MAX_DATA_BYTES)
 

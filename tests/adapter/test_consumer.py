@@ -126,7 +126,7 @@ async def test_a_stopping_worker_hands_the_delayed_job_marker_to_an_idle_peer(
     due = time.time() + 2.5
     await client.add("later", {}, JobOptions(delay_ms=2500))
     await asyncio.sleep(0.3)
-    holders = [w for w in workers if w._worker.blockUntil]
+    holders = [w for w in workers if w.block_until_ms]
     assert len(holders) == 1, "exactly one idle worker takes the marker"
     [peer] = [w for w in workers if w is not holders[0]]
     await holders[0].close(2)

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from bullpen.adapter import JobOptions, QueueClient
+from bullpen.adapter.worker_names import queue_client_name
 from tests.helpers import TEST_SECRET
 from tests.helpers.exports import finished
 from tests.helpers.processes import Proc, run_cli, start_worker
@@ -224,3 +225,17 @@ def test_doctor_and_health_print_no_warnings(env: dict[str, str]) -> None:
     finally:
         worker.signal()
         worker.wait()
+
+
+def test_workers_of_other_bullmq_apps_count_as_live(env: dict[str, str], redis_url: str) -> None:
+    # doctor said "no live worker heartbeat" while Node workers served the queue. A Node worker
+    # is known by its blocking connection's name (what Queue.getWorkers() lists).
+    node_like = redis.Redis.from_url(redis_url)
+    node_like.client_setname(f"{queue_client_name('bull', env['WORKER_DEFAULT_QUEUE'])}:w:node-1")
+    try:
+        _, checks, _ = _doctor(env)
+    finally:
+        node_like.close()
+    assert checks["workers"]["status"] == "ok"
+    assert checks["workers"]["message"] == (
+        "no bullpen worker heartbeat; 1 other BullMQ worker(s) on the queue: node-1")

@@ -316,3 +316,62 @@ async def test_files_of_another_user_are_never_deleted(settings: Settings, raw_r
     assert report.expired == [ours]
     assert listing(settings.export_path) == pair(theirs)
     assert report.skipped == {sweep.OTHER_OWNER: 2}
+
+
+class _Counting:
+    """Counts the lstat and unlink calls the walk makes (the calls still happen)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.stats = self.unlinks = 0
+        real_stat, real_unlink = os.stat, os.unlink
+
+        def counted_stat(*args: Any, **kwargs: Any) -> os.stat_result:
+            self.stats += 1
+            return real_stat(*args, **kwargs)
+
+        def counted_unlink(*args: Any, **kwargs: Any) -> None:
+            self.unlinks += 1
+            real_unlink(*args, **kwargs)
+
+        monkeypatch.setattr(os, "stat", counted_stat)
+        monkeypatch.setattr(os, "unlink", counted_unlink)
+
+
+def _walk_in_order(directory: Path, policy: sweep.SweepPolicy, reverse: bool
+                   ) -> sweep.CleanupReport:
+    """The walk over the directory's entries in name order (data before meta) or reversed."""
+    report = sweep.CleanupReport()
+    fd, opened = sweep._open_directory(directory)
+    try:
+        walker = sweep._Sweeper(fd, opened, policy, report, None)
+        with os.scandir(fd) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name, reverse=reverse)
+        for entry in entries:
+            report.scanned += 1
+            walker.visit(entry)
+        walker.finish()
+    finally:
+        os.close(fd)
+    return report
+
+
+@pytest.mark.parametrize("meta_first", [False, True])
+def test_an_expired_pair_costs_what_find_pays_and_a_fresh_one_nothing(
+        offline_settings: Settings, monkeypatch: pytest.MonkeyPatch, meta_first: bool) -> None:
+    directory = offline_settings.export_path
+    directory.mkdir(mode=0o700, parents=True)
+    expired = [make_export_id(hours=30) for _ in range(20)]
+    fresh = [make_export_id(hours=1) for _ in range(30)]
+    for export_id in expired + fresh:
+        for name in pair(export_id):
+            (directory / name).write_bytes(b"x")
+    orphan = make_export_id(hours=40)
+    (directory / naming.meta_name(orphan)).write_bytes(b"{}")
+    counting = _Counting(monkeypatch)
+    now_s = datetime.now(UTC).timestamp()
+    report = _walk_in_order(directory, sweep.SweepPolicy(now_s - 24 * HOUR_S, 0), meta_first)
+    assert (report.deleted, report.deleted_orphans, report.kept) == (20, 1, 30)
+    assert listing(directory) == set().union(*(pair(export_id) for export_id in fresh))
+    # find -delete: one stat and one unlink per removed file; the orphan also checks its data.
+    assert counting.unlinks == 2 * 20 + 1
+    assert counting.stats == 2 * 20 + 1 + 1

@@ -6,6 +6,9 @@
 //   node peer.mjs <redis-url> <queue> schedulers                  -> getJobSchedulers() as JSON
 //   node peer.mjs <redis-url> <queue> counts                      -> getJobCounts() as JSON
 //   node peer.mjs <redis-url> <queue> pause                       -> {"paused": true}
+//   node peer.mjs <redis-url> <queue> workers                     -> getWorkers() as JSON
+//   node peer.mjs <redis-url> <queue> metrics <completed|failed>  -> getMetrics() as JSON
+//   node peer.mjs <redis-url> <queue> job <id>                    -> the job as Node reads it
 import { Queue, QueueEvents, Worker } from "bullmq";
 import IORedis from "ioredis";
 
@@ -98,6 +101,19 @@ switch (command) {
     await withQueue(async (queue) => {
       await queue.pause();
       return { paused: await queue.isPaused() };
+    });
+    break;
+  case "workers":
+    await withQueue((queue) => queue.getWorkers());
+    break;
+  case "metrics":
+    await withQueue((queue) => queue.getMetrics(args[0]));
+    break;
+  case "job":
+    await withQueue(async (queue) => {
+      const job = await queue.getJob(args[0]);
+      return job && { id: job.id, processedBy: job.processedBy ?? null,
+                      attemptsMade: job.attemptsMade, returnvalue: job.returnvalue };
     });
     break;
   default:

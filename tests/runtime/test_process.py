@@ -243,3 +243,21 @@ def test_worker_refuses_a_placeholder_secret_and_development_mode_generates_one(
     finally:
         worker.signal()
         assert worker.wait() == 0
+
+
+async def test_the_default_rate_limit_spreads_jobs_over_its_windows_without_stalls(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    # WORKER_LIMITER_MAX=10 per 1000 ms is on by default. A limited worker waits for the rest
+    # of the window (Node's limitUntil), not the port's 5 s drain delay.
+    env = {**app_env, "WORKER_LIMITER_MAX": "10", "WORKER_LIMITER_DURATION": "1000"}
+    ids = [await client.add("test.record", {"n": n}, JobOptions()) for n in range(30)]
+    with running_worker(env):
+        for job_id in ids:
+            await _wait_state(client, job_id, "completed", timeout_s=10)
+    starts = sorted(float(str(run["at_ms"])) for run in
+                    recorded_runs(env["WORKER_DEFAULT_QUEUE"]) if run["job_id"] in ids)
+    assert len(starts) == 30
+    span_s = (starts[-1] - starts[0]) / 1000
+    # 30 jobs at 10 per fixed window start in 3 windows: at least 2 window lengths apart,
+    # and with no stall, within 3 windows of the first.
+    assert 2 * 0.95 <= span_s <= 3, span_s

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -252,3 +254,31 @@ def test_node_peer_answers_quickly() -> None:
                             capture_output=True, text=True, timeout=20, cwd=NODE_DIR, check=False)
     assert result.returncode == 2 and "unknown command nope" in result.stderr
     assert time.monotonic() - started < 10
+
+
+async def test_node_lists_each_bullpen_worker_once_and_reads_what_it_recorded(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    # Port workers named every connection `bull:<queue>` (not base64), so Node's getWorkers()
+    # and bull-board saw none; a worker that had logged showed up three times to CLIENT LIST.
+    # Node 6 also records which worker processed a job (`processedBy`) and per-minute metrics.
+    url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
+    fleet = Fleet({**app_env, "WORKER_CONCURRENCY": "3"}, 2)
+    try:
+        fleet.ready()
+        ids = [await client.add("test.record", {"n": n}, JobOptions()) for n in range(6)]
+        eventually(lambda: len(recorded_runs(queue, url)) == 6, timeout=15)
+        listed = node(url, queue, "workers")[0]
+        names = {f"{socket.gethostname()}:{proc.popen.pid}" for proc in fleet.procs}
+        jobs = [node(url, queue, "job", job_id)[0] for job_id in ids[:2]]
+    finally:
+        fleet.stop()
+        fleet.kill_all()
+    base = "bull:" + base64.b64encode(queue.encode()).decode()
+    assert sorted(entry["rawname"] for entry in listed) == sorted(
+        f"{base}:w:{name}" for name in names)
+    assert {entry["name"] for entry in listed} == {queue}
+    assert all(job["processedBy"] in names and job["returnvalue"] for job in jobs), jobs
+    assert {worker.name for worker in await client.workers()} == set()  # all stopped
+    theirs = node(url, queue, "metrics", "completed")[0]
+    ours = await client.metrics("completed")
+    assert theirs["meta"]["count"] == ours.count >= 6

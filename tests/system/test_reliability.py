@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import random
 import signal
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +21,13 @@ import redis
 
 from bullpen.adapter import JobOptions, QueueClient, now_ms
 from bullpen.errors import RedisFullError
-from tests.helpers import ARTIFACTS
 from tests.helpers.processes import Fleet, Proc, recorded_runs, run_cli, start_worker
 from tests.helpers.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.reliability
 
-ARTIFACT = ARTIFACTS / "reliability.json"
 # Every job keeps its completed record, so "completed" can be counted against "enqueued".
 KEEP_ALL = JobOptions(attempts=3, backoff_delay_ms=100, keep_completed=100_000)
-
-
-@pytest.fixture
-def report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """A dict the test fills with its figures; printed and merged into the artifact after it."""
-    figures: dict[str, Any] = {}
-    yield figures
-    if not figures:
-        return
-    name = request.node.name.removeprefix("test_")
-    ARTIFACT.parent.mkdir(exist_ok=True)
-    merged = json.loads(ARTIFACT.read_text()) if ARTIFACT.exists() else {}
-    merged[name] = figures | {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    ARTIFACT.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is not None:
-        terminal.write_line(f"\n[reliability] {name}: {json.dumps(figures, sort_keys=True)}")
 
 
 def _runs(queue: str, url: str | None = None) -> list[dict[str, Any]]:
@@ -234,6 +213,7 @@ async def test_two_redis_restarts_under_load_lose_no_job(
         jobs_run_twice=len(duplicates), unexplained_duplicates=len(unexplained),
         enqueue_retries=len(retries), drain_after_last_add_s=round(drain_s, 1),
         worker_errors_logged=worker_output.count("Worker error"),
+        worker_errors=[line for line in worker_output.splitlines() if "Worker error" in line],
     )
     assert reconnected, "a worker exited instead of reconnecting"
     assert completed_ids == expected and counts["failed"] == 0, counts

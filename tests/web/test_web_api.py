@@ -39,6 +39,17 @@ async def test_failed_job_shows_its_failure_and_completes_after_retry(
     assert detail["return_value"] == "ok"
     assert detail["duration_ms"] is not None and detail["finished_on_ms"] >= detail["timestamp_ms"]
 
+    # A completed job can be run again too (BullMQ's retry names the state it leaves).
+    again = await http.post(f"/api/jobs/{job_id}/retry", json={})
+    assert again.status_code == 200, again.text
+    await wait_until(lambda: _finished_after(http, job_id, detail["finished_on_ms"]))
+    assert (await http.get(f"/api/jobs/{job_id}")).json()["state"] == "completed"
+
+
+async def _finished_after(http: httpx.AsyncClient, job_id: str, finished_ms: int) -> bool:
+    detail = (await http.get(f"/api/jobs/{job_id}")).json()
+    return bool(detail["state"] == "completed" and detail["finished_on_ms"] > finished_ms)
+
 
 async def test_overview_counts_throughput_and_failure_rate(http: httpx.AsyncClient,
                                                            worker: Proc) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from bullpen.adapter import QueueClient, SchedulerRecord, now_ms
+from bullpen.adapter.worker_names import queue_client_name
 from bullpen.reconcile import MISSED_GRACE_MS, missed_runs
 from tests.helpers.processes import Proc, start_worker
 from tests.helpers.web import wait_for_state, wait_until
@@ -44,6 +46,18 @@ async def test_readyz_without_then_with_a_worker(http: httpx.AsyncClient, web_en
         await wait_until(ready)
     finally:
         proc.kill()
+
+
+async def test_readyz_counts_the_workers_of_other_bullmq_apps(
+        http: httpx.AsyncClient, web_env: dict[str, str], redis_url: str) -> None:
+    node_like = redis.Redis.from_url(redis_url)  # named as a Node BullMQ worker names itself
+    node_like.client_setname(f"{queue_client_name('bull', web_env['WORKER_DEFAULT_QUEUE'])}:w:n1")
+    try:
+        checks = (await http.get("/readyz")).json()["checks"]
+    finally:
+        node_like.close()
+    assert checks["worker_heartbeat"] == {
+        "ok": True, "reason": "no bullpen worker heartbeat; 1 other BullMQ worker(s) on the queue"}
 
 
 async def test_metrics_from_flushed_counters(http: httpx.AsyncClient, client: QueueClient,

@@ -1,4 +1,4 @@
-"""Typed worker and job options; `to_port` is the only place their camelCase names appear."""
+"""Typed worker and job options; `JobOptions.to_port` maps job options to BullMQ's names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bullpen.errors import SettingsError
 
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
-    """Typed worker options; `to_port` is the only place their camelCase names appear."""
+    """Typed worker options, with Node BullMQ's meaning (its defaults where bullpen has none)."""
 
     concurrency: int = 5
     limiter_max: int = 0
@@ -19,7 +19,13 @@ class WorkerOptions:
     stalled_interval_ms: int = 30_000
     max_stalled_count: int = 1
     drain_delay_s: float = 5.0
-    run_retry_delay_ms: int = 1000
+    # Shown by BullMQ tools and stored on each job as `processedBy`; None: `<host>:<pid>`.
+    name: str | None = None
+    # Per-minute completed/failed counts kept for Queue.getMetrics(); 0 keeps none.
+    metrics_max_data_points: int = 0
+    # Finished jobs kept when a job carries no removeOnComplete/removeOnFail; None: all.
+    keep_completed: int | None = None
+    keep_failed: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "limiter_duration_ms", "lock_duration_ms",
@@ -29,22 +35,19 @@ class WorkerOptions:
                 raise SettingsError(f"worker option {name}={value!r}: expected an integer >= 1")
         if self.limiter_max < 0 or self.max_stalled_count < 0:
             raise SettingsError("worker options limiter_max and max_stalled_count must be >= 0")
+        if self.metrics_max_data_points < 0:
+            raise SettingsError(f"worker option metrics_max_data_points="
+                                f"{self.metrics_max_data_points!r}: expected an integer >= 0")
+        if self.name is not None and (not self.name or any(c.isspace() for c in self.name)):
+            raise SettingsError(f"worker option name={self.name!r}: expected a non-empty name "
+                                "without spaces (it becomes part of a Redis client name)")
 
-    def to_port(self, connection: dict[str, Any], prefix: str) -> dict[str, Any]:
-        opts: dict[str, Any] = {
-            "connection": connection,
-            "prefix": prefix,
-            "autorun": False,
-            "concurrency": self.concurrency,
-            "lockDuration": self.lock_duration_ms,
-            "stalledInterval": self.stalled_interval_ms,
-            "maxStalledCount": self.max_stalled_count,
-            "drainDelay": self.drain_delay_s,
-            "runRetryDelay": self.run_retry_delay_ms,
-        }
-        if self.limiter_max > 0:
-            opts["limiter"] = {"max": self.limiter_max, "duration": self.limiter_duration_ms}
-        return opts
+    @property
+    def limiter(self) -> dict[str, int] | None:
+        """BullMQ's `limiter` option, or None when off."""
+        if self.limiter_max <= 0:
+            return None
+        return {"max": self.limiter_max, "duration": self.limiter_duration_ms}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,16 +11,18 @@ import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
-from bullpen.adapter.consumer import repeat_strategy
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import (
     JOB_STATES,
     JobRecord,
+    QueueMetrics,
     SchedulerRecord,
     record_of,
     undecodable_record,
 )
-from bullpen.adapter.redis_options import connection_kwargs
+from bullpen.adapter.redis_options import connection_kwargs, queue_client
+from bullpen.adapter.repeat import repeat_strategy
+from bullpen.adapter.worker_names import BullmqWorker, parse_client_list
 from bullpen.errors import RedisFullError
 from bullpen.job_ids import is_queue_key
 from bullpen.keyspace import Keyspace
@@ -34,7 +36,7 @@ class QueueClient:
         self.prefix = prefix
         self.keys = Keyspace(prefix, queue_name)
         self._queue = bullmq.Queue(
-            queue_name, {"connection": connection_kwargs(url), "prefix": prefix}
+            queue_name, {"connection": queue_client(connection_kwargs(url)), "prefix": prefix}
         )
         self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
 
@@ -54,20 +56,20 @@ class QueueClient:
         try:
             job = await self._queue.add(name, data, options.to_port())
         except Exception as exc:
-            # redis-py turns Redis's "OOM ..." reply into OutOfMemoryError and drops the prefix.
-            if isinstance(exc, OutOfMemoryError) or "OOM" in str(exc):
-                raise RedisFullError(
-                    f"Redis is full (maxmemory reached): job {name!r} was not enqueued; "
-                    "free memory or raise maxmemory"
-                ) from exc
+            _raise_if_full(exc, f"job {name!r} was not enqueued")
             raise
         return str(job.id)
 
-    async def add_bulk(self, jobs: Sequence[tuple[str, Any]], options: JobOptions) -> list[str]:
-        """Add (task, data) pairs in one MULTI/EXEC pipeline; returns their job ids."""
-        opts = options.to_port()
-        added = await self._queue.addBulk([{"name": name, "data": data, "opts": opts}
-                                           for name, data in jobs])
+    async def add_bulk(self, jobs: Sequence[tuple[str, Any, JobOptions]]) -> list[str]:
+        """Add (task, data, options) triples atomically, in one MULTI/EXEC round trip; returns
+        their job ids in order."""
+        try:
+            added = await self._queue.addBulk([
+                {"name": name, "data": data, "opts": options.to_port()}
+                for name, data, options in jobs])
+        except Exception as exc:
+            _raise_if_full(exc, f"none of the {len(jobs)} jobs was enqueued")
+            raise
         return [str(job.id) for job in added]
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -106,11 +108,13 @@ class QueueClient:
         return list((await self._queue.getJobLogs(job_id))["logs"])
 
     async def retry_job(self, job_id: str) -> None:
+        """Run a failed or completed job again (BullMQ's reprocessJob checks the state named)."""
         if is_queue_key(job_id):
             return
         job = await self._queue.getJob(job_id)
         if job is not None:
-            await job.retry("failed")
+            state = await self._queue.getJobState(job_id)
+            await job.retry("completed" if state == "completed" else "failed")
 
     async def retry_all_failed(self) -> None:
         await self._queue.retryJobs({"state": "failed", "count": 1000})
@@ -141,6 +145,27 @@ class QueueClient:
             raise ValueError(f"count_finished_since: state {state!r} is not completed or failed")
         # BullMQ scores its completed and failed sets by finishedOn.
         return int(await self._queue.client.zcount(self.keys.bullmq(state), since_ms, "+inf"))
+
+    async def workers(self) -> list[BullmqWorker]:
+        """Every worker connection on this queue, Node's or bullpen's, as `getWorkers()` finds
+        them: CLIENT LIST entries named `<prefix>:<base64 queue>[:w:<worker name>]`."""
+        text = await self._queue.client.execute_command("CLIENT", "LIST")
+        return parse_client_list(str(text), self.prefix, self.name)
+
+    async def metrics(self, state: str, points: int = 60) -> QueueMetrics:
+        """BullMQ's per-minute counts of `completed` or `failed` jobs (newest minute first), as
+        Node's `Queue.getMetrics()` reads them; kept by workers with metrics on."""
+        if state not in ("completed", "failed"):
+            raise ValueError(f"metrics: state {state!r} is not completed or failed")
+        key = self.keys.bullmq(f"metrics:{state}")
+        pipe = self._queue.client.pipeline(transaction=False)
+        pipe.hmget(key, ["count", "prevTS", "prevCount"])
+        pipe.lrange(f"{key}:data", 0, points - 1)
+        pipe.llen(f"{key}:data")
+        meta, data, stored = await pipe.execute()
+        count, prev_ts, prev_count = (int(value or 0) for value in meta)
+        return QueueMetrics(count=count, prev_ts_ms=prev_ts, prev_count=prev_count,
+                            per_minute=[int(value or 0) for value in data], points=int(stored))
 
     async def get_schedulers(self) -> list[SchedulerRecord]:
         raw = await self._schedulers.getJobSchedulers(0, -1, True)
@@ -179,3 +204,10 @@ class QueueClient:
 
     async def remove_scheduler(self, scheduler_id: str) -> None:
         await self._schedulers.removeJobScheduler(scheduler_id)
+
+
+def _raise_if_full(exc: Exception, what: str) -> None:
+    # redis-py turns Redis's "OOM ..." reply into OutOfMemoryError and drops the prefix.
+    if isinstance(exc, OutOfMemoryError) or "OOM" in str(exc):
+        raise RedisFullError(f"Redis is full (maxmemory reached): {what}; free memory or raise "
+                             "maxmemory") from exc

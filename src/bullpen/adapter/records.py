@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,9 @@ class JobRecord:
     progress: Any
     scheduler_id: str | None
     state: str | None = None
+    processed_by: str | None = None
+    # As stored in the job hash (BullMQ's short keys: `kl`, `de`, `tm` for telemetry, ...).
+    raw_opts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_ms(self) -> int | None:
@@ -59,6 +61,7 @@ def record_of(job: Any, state: str | None = None) -> JobRecord:
         progress=job.progress,
         scheduler_id=job.repeatJobKey,
         state=state,
+        raw_opts=dict(job.opts),
     )
 
 
@@ -92,25 +95,6 @@ def undecodable_record(job_id: str, raw: dict[str, Any], state: str | None,
     )
 
 
-class ActiveJob:
-    """The job a handler is running: its record plus log and progress writers."""
-
-    __slots__ = ("_job", "record")
-
-    def __init__(self, job: Any) -> None:
-        self._job = job
-        self.record = record_of(job, "active")
-
-    async def log(self, line: str) -> None:
-        await self._job.log(line)
-
-    async def update_progress(self, progress: Any) -> None:
-        await self._job.updateProgress(progress)
-
-
-Processor = Callable[[ActiveJob], Awaitable[Any]]
-
-
 @dataclass(slots=True)
 class SchedulerRecord:
     """A job scheduler as registered in Redis."""
@@ -139,6 +123,18 @@ class SchedulerRecord:
             data=template.get("data"),
             raw_opts=template.get("opts") or {},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMetrics:
+    """BullMQ's metrics for one outcome: a running count and per-minute counts, newest first
+    (the first point is the last minute that ended with a job finished after it)."""
+
+    count: int
+    prev_ts_ms: int
+    prev_count: int
+    per_minute: list[int]
+    points: int
 
 
 def now_ms() -> int:

@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import Any, Self
 
 from bullpen.adapter import JobOptions, QueueClient, connection_kwargs, probe
-from bullpen.adapter.bulk import add_many
 from bullpen.client.app_exports import Exports
 from bullpen.client.job import Job, JobInfo, JobSpec
 from bullpen.client.waiter import JobWaiter
@@ -171,7 +170,7 @@ class Client:
                 spec.task, spec.delay_ms, spec.job_id, spec.attempts, spec.priority)))
         if not batch:
             return []
-        ids = await add_many(queue, batch)
+        ids = await queue.add_bulk(batch)
         return [Job(self, job_id, spec.task) for job_id, spec in zip(ids, specs, strict=True)]
 
     async def get_job(self, job_id: str) -> JobInfo | None:

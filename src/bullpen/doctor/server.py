@@ -15,7 +15,7 @@ from bullpen.doctor.check import Check, fail, ok, skip, warn
 from bullpen.errors import BullpenError
 from bullpen.reconcile import schedule_status
 from bullpen.redis_url import redact
-from bullpen.runtime.heartbeat import alive_workers
+from bullpen.runtime.heartbeat import live_workers
 from bullpen.settings import Settings
 from bullpen.version import __version__
 
@@ -134,12 +134,19 @@ async def _queue(client: QueueClient) -> Check:
 
 
 async def _workers(client: QueueClient) -> Check:
-    alive = await alive_workers(client)
+    live = await live_workers(client)
+    alive = live.bullpen
+    others = (f"{len(live.others)} other BullMQ worker(s) on the queue: "
+              + ", ".join(conn.name or conn.raw_name for conn in live.others)
+              if live.others else "")
     if not alive:
-        return fail("workers", f"no live worker heartbeat on queue {client.name!r}",
+        if others:
+            return ok("workers", f"no bullpen worker heartbeat; {others}")
+        return fail("workers", f"no live worker on queue {client.name!r} (no bullpen "
+                    "heartbeat, no BullMQ worker connection)",
                     "start one: `bullpen worker` (systemd: systemctl start bullpen-worker)")
     described = ", ".join(f"{info.host}/{info.pid} v{info.version} ({info.age_s:.0f} s ago)"
-                          for info in alive)
+                          for info in alive) + (f"; {others}" if others else "")
     stale = sorted({info.version for info in alive} - {__version__})
     if stale:
         return warn("workers", f"{len(alive)} alive: {described}; this bullpen is "

@@ -2,8 +2,9 @@
 
 Like tmpreaper and GNU find: one directory opened by file descriptor, entries examined with
 lstat relative to it, symlinks never followed, other filesystems never entered, and only
-regular files with bullpen's own names ever removed. Memory stays constant: scandir streams
-the entries and the report keeps counts plus a bounded number of examples.
+regular files with bullpen's own names ever removed. Memory stays bounded: scandir streams
+the entries, the report keeps counts plus a bounded number of examples, and the pairs met far
+apart are remembered up to MAX_REMEMBERED ids.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ DIRECTORY = "directory (not descended into)"
 NOT_REGULAR = "not a regular file"
 OTHER_FILESYSTEM = "on another filesystem"
 IN_PROGRESS = "temporary file of a write in progress"
-REPLACED = "replaced during the run"
 MOUNT_POINT = "mount point (never removed)"
 OTHER_OWNER = "owned by another user"
 MAX_EXAMPLES = 20
 MAX_LISTED = 1000
+# Pairs whose two files the walk meets far apart are remembered by id (about 200 bytes each);
+# past this many, an entry costs one more stat instead, and memory stays bounded.
+MAX_REMEMBERED = 100_000
 
 ProgressCallback = Callable[[int], None]
 ExpiredCallback = Callable[[str, int], None]
@@ -89,6 +92,10 @@ def service_uid(directory_uid: int) -> int:
 
 
 class _Sweeper:
+    """One walk's decisions. System calls are spent only on what may be removed: a fresh
+    export is judged by its name alone, and an expired pair costs what `find -delete` pays
+    (a stat and an unlink per file), in whichever order the directory lists the two files."""
+
     def __init__(self, dir_fd: int, opened: os.stat_result, policy: SweepPolicy,
                  report: CleanupReport, on_expired: ExpiredCallback | None) -> None:
         self.fd = dir_fd
@@ -97,41 +104,60 @@ class _Sweeper:
         self.policy = policy
         self.report = report
         self.on_expired = on_expired
+        # Expired metadata seen before its data file (removed with it, or as an orphan at the
+        # end), and metadata removed with its data before its own entry came up.
+        self.waiting_meta: dict[str, tuple[str, os.stat_result]] = {}
+        self.removed_meta: set[str] = set()
 
-    def visit(self, name: str) -> None:
+    def visit(self, entry: os.DirEntry[str]) -> None:
+        name = entry.name
         parsed = naming.parse(name)
-        info = self._lstat(name, count_vanished=parsed is None or parsed.kind is not Kind.META)
-        if info is None:
-            return
-        reason = self._refusal(info, parsed)
+        reason = _type_refusal(entry)
+        if reason is None and parsed is None:
+            reason = FOREIGN
         if reason is not None:
             self._skip(name, reason)
+        elif parsed is not None and parsed.kind is Kind.TEMP:
+            self._visit_temp(name)
+        elif parsed is not None and parsed.created_ms / 1000 >= self.policy.cutoff_s:
+            self.report.kept += parsed.kind is Kind.DATA
         elif parsed is not None and parsed.kind is Kind.DATA:
-            self._visit_data(name, info, parsed)
-        elif parsed is not None and parsed.kind is Kind.META:
-            self._visit_meta(name, info, parsed)
-        else:
-            self._visit_temp(name, info)
+            self._visit_data(name, parsed)
+        elif parsed is not None:
+            self._visit_meta(name, parsed)
 
-    def _refusal(self, info: os.stat_result, parsed: ParsedName | None) -> str | None:
-        mode = info.st_mode
-        if stat.S_ISLNK(mode):
-            return SYMLINK
-        if stat.S_ISDIR(mode):
-            return DIRECTORY
-        if not stat.S_ISREG(mode):
-            return NOT_REGULAR
+    def finish(self) -> None:
+        """Metadata whose data file never came up: an orphan (crash between the two removals),
+        unless the data file appeared meanwhile."""
+        if self.report.stopped_early:
+            return
+        for export_id, (name, info) in self.waiting_meta.items():
+            self._remove_orphan(export_id, name, info)
+        self.waiting_meta.clear()
+
+    def _refusal(self, info: os.stat_result) -> str | None:
+        """Why a bullpen-named entry, examined just before removal, must be left alone."""
+        reason = _mode_refusal(info.st_mode)
+        if reason is not None:
+            return reason
         if info.st_dev != self.device:
             return OTHER_FILESYSTEM
-        if parsed is None:
-            return FOREIGN
         return OTHER_OWNER if info.st_uid != self.owner else None
 
-    def _visit_data(self, name: str, info: os.stat_result, parsed: ParsedName) -> None:
-        if parsed.created_ms / 1000 >= self.policy.cutoff_s:
-            self.report.kept += 1
-            return
-        if not self._remove(name, info):
+    def _examined(self, name: str, *, count_vanished: bool) -> os.stat_result | None:
+        """The entry's lstat if it may be removed; a skip is recorded otherwise."""
+        info = self._lstat(name, count_vanished=count_vanished)
+        if info is None:
+            return None
+        reason = self._refusal(info)
+        if reason is not None:
+            self._skip(name, reason)
+            return None
+        return info
+
+    def _visit_data(self, name: str, parsed: ParsedName) -> None:
+        info = self._examined(name, count_vanished=True)
+        if info is None or not self._remove(name, info):
             return
         self.report.deleted += 1
         if len(self.report.expired) < MAX_LISTED:
@@ -140,37 +166,53 @@ class _Sweeper:
             self.on_expired(shown(name), info.st_size)
         # The file goes first, then its metadata: a crash in between leaves an orphan that
         # the next run removes, never metadata pointing at a half-deleted file.
-        meta = naming.meta_name(parsed.export_id)
-        meta_info = self._lstat(meta, count_vanished=False)
-        if meta_info is not None and self._refusal(meta_info, naming.parse(meta)) is None:
-            self._remove(meta, meta_info)
-
-    def _visit_meta(self, name: str, info: os.stat_result, parsed: ParsedName) -> None:
-        if parsed.created_ms / 1000 >= self.policy.cutoff_s:
+        waiting = self.waiting_meta.pop(parsed.export_id, None)
+        if waiting is not None:
+            self._remove(*waiting)
             return
-        data = self._lstat(naming.data_name(parsed.export_id), count_vanished=False)
+        meta = naming.meta_name(parsed.export_id)
+        meta_info = self._examined(meta, count_vanished=False)
+        if meta_info is not None and self._remove(meta, meta_info) \
+                and len(self.removed_meta) < MAX_REMEMBERED:
+            self.removed_meta.add(parsed.export_id)
+
+    def _visit_meta(self, name: str, parsed: ParsedName) -> None:
+        if parsed.export_id in self.removed_meta:
+            self.removed_meta.discard(parsed.export_id)
+            return  # removed with its data file a moment ago
+        info = self._examined(name, count_vanished=False)
+        if info is None:
+            return
+        if len(self.waiting_meta) < MAX_REMEMBERED:
+            self.waiting_meta[parsed.export_id] = (name, info)
+        else:
+            self._remove_orphan(parsed.export_id, name, info)
+
+    def _remove_orphan(self, export_id: str, name: str, info: os.stat_result) -> None:
+        data = self._lstat(naming.data_name(export_id), count_vanished=False)
         if data is not None and stat.S_ISREG(data.st_mode):
-            return  # removed together with its data file, when that entry comes up
+            return  # its data file is there: both go when that entry comes up (or next run)
         if self._remove(name, info):
             self.report.deleted_orphans += 1
 
-    def _visit_temp(self, name: str, info: os.stat_result) -> None:
+    def _visit_temp(self, name: str) -> None:
+        info = self._examined(name, count_vanished=True)
+        if info is None:
+            return
         if info.st_mtime >= self.policy.temp_cutoff_s:
             self._skip(name, IN_PROGRESS)
         elif self._remove(name, info):
             self.report.deleted_temp += 1
 
     def _remove(self, name: str, info: os.stat_result) -> bool:
-        """Unlink `name` if it is still the file we examined; True when (or as if) removed."""
+        """Unlink `name`, examined a moment ago; True when (or, dry, as if) removed.
+
+        No second lstat just before the unlink: it would narrow no window (the entry can change
+        between any check and the unlink), and unlinkat removes a directory entry, never a
+        symlink's target, so at worst it removes a link or fails on a directory.
+        """
         if not self.policy.dry_run:
-            current = self._lstat(name, count_vanished=True)
-            if current is None:
-                return False
-            if (current.st_ino, current.st_dev) != (info.st_ino, info.st_dev):
-                self._skip(name, REPLACED)
-                return False
             try:
-                # unlinkat never follows a symlink: at worst it removes a link, not a target.
                 os.unlink(name, dir_fd=self.fd)
             except FileNotFoundError:
                 self.report.vanished += 1
@@ -208,6 +250,27 @@ class _Sweeper:
             self.report.errors.append({"name": shown(name), "error": message})
 
 
+def _mode_refusal(mode: int) -> str | None:
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    if stat.S_ISDIR(mode):
+        return DIRECTORY
+    return None if stat.S_ISREG(mode) else NOT_REGULAR
+
+
+def _type_refusal(entry: os.DirEntry[str]) -> str | None:
+    """The entry's type from the directory listing (no system call where the filesystem
+    reports types); what is removed is examined again with lstat first."""
+    try:
+        if entry.is_symlink():
+            return SYMLINK
+        if entry.is_dir(follow_symlinks=False):
+            return DIRECTORY
+        return None if entry.is_file(follow_symlinks=False) else NOT_REGULAR
+    except OSError:
+        return None  # gone, or unreadable: the lstat before any removal says which
+
+
 def _open_directory(directory: Path) -> tuple[int, os.stat_result]:
     """A descriptor on the export directory itself (never through a symlink), and its stat."""
     expected = check_directory(directory)
@@ -239,9 +302,10 @@ def sweep(directory: Path, policy: SweepPolicy, *, on_progress: ProgressCallback
                     report.stopped_early = True
                     break
                 report.scanned += 1
-                sweeper.visit(entry.name)
+                sweeper.visit(entry)
                 if on_progress is not None and report.scanned % progress_every == 0:
                     on_progress(report.scanned)
+            sweeper.finish()
     finally:
         os.close(fd)
     if on_progress is not None:

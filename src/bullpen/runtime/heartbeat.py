@@ -9,7 +9,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bullpen.adapter import QueueClient
+from redis.exceptions import ResponseError
+
+from bullpen.adapter import BullmqWorker, QueueClient
 from bullpen.version import __version__
 
 
@@ -62,3 +64,24 @@ async def alive_workers(client: QueueClient) -> list[WorkerInfo]:
     fields = set(WorkerInfo.__dataclass_fields__)
     return [WorkerInfo(**{key: value for key, value in json.loads(item).items() if key in fields})
             for item in raw if item]
+
+
+@dataclass(slots=True)
+class LiveWorkers:
+    """Who serves a queue: bullpen workers by heartbeat, other BullMQ workers (Node, or any
+    worker BullMQ tools list) by their named Redis connection."""
+
+    bullpen: list[WorkerInfo]
+    others: list[BullmqWorker]
+
+
+async def live_workers(client: QueueClient) -> LiveWorkers:
+    """Heartbeats plus `getWorkers()`'s list, each worker counted once: a bullpen worker's
+    connection is named `<host>:<pid>`, as its heartbeat says."""
+    alive = await alive_workers(client)
+    try:
+        connections = await client.workers()
+    except ResponseError:  # CLIENT LIST refused (some managed services): heartbeats only
+        connections = []
+    ours = {f"{info.host}:{info.pid}" for info in alive}
+    return LiveWorkers(alive, [conn for conn in connections if conn.name not in ours])

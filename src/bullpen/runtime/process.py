@@ -13,6 +13,7 @@ from bullpen import logs
 from bullpen.adapter import QueueClient, QueueWorker, WorkerOptions
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.definitions.task import Registry
+from bullpen.logs import printable
 from bullpen.producer import job_options
 from bullpen.reconcile import Reconciler, declared_digests, log_result
 from bullpen.redis_url import redact, wait_for_redis
@@ -37,6 +38,9 @@ def worker_options(settings: Settings) -> WorkerOptions:
         lock_duration_ms=settings.worker_lock_duration_ms,
         stalled_interval_ms=settings.worker_stalled_interval_ms,
         max_stalled_count=settings.worker_max_stalled_count,
+        metrics_max_data_points=settings.worker_metrics_max_data_points,
+        keep_completed=settings.worker_keep_completed,
+        keep_failed=settings.worker_keep_failed,
     )
 
 
@@ -52,6 +56,7 @@ class WorkerProcess:
         self.embedded = embedded
         self.stop = asyncio.Event()
         self._requests = StopRequests()
+        self._redis_lost = False
 
     def _on_signal(self, signum: int) -> None:
         request = self._requests.register()
@@ -87,7 +92,8 @@ class WorkerProcess:
         worker = QueueWorker(self.url, settings.worker_default_queue, settings.worker_prefix,
                              worker_options(settings), dispatcher)
         worker.start(on_error=lambda exc: log.warning("Worker error: %s: %s",
-                                                      type(exc).__name__, exc))
+                                                      type(exc).__name__, exc),
+                     on_connection=self._on_connection, on_stalled=_log_stalled)
         dispatcher.worker_id = worker.worker_id
         log.info("Worker started and ready to process jobs from queue: %s",
                  settings.worker_default_queue)
@@ -143,7 +149,6 @@ class WorkerProcess:
         interval = self.settings.worker_heartbeat_interval_s
         declared = declared_digests(self.schedules, job_options(self.settings))
         started = time.time()
-        connected = True
         while True:
             try:
                 await asyncio.wait_for(
@@ -153,15 +158,24 @@ class WorkerProcess:
                                    .last_hour(int(time.time() * 1000) // MINUTE_MS)),
                     timeout=interval * 2)
                 await dispatcher.stats.flush(client)
-                if not connected:
-                    log.info("Redis at %s answers again; carrying on", redact(self.url))
-                connected = True
+                self._on_connection(None)
             except Exception as exc:
-                if connected:
-                    log.warning("Lost Redis at %s (%s); jobs wait in Redis and resume when it "
-                                "answers", redact(self.url), type(exc).__name__)
-                connected = False
+                self._on_connection(exc)
             await asyncio.sleep(interval)
+
+    def _on_connection(self, error: BaseException | None) -> None:
+        """Log an outage once, when the worker or the heartbeat first meets it, and its end."""
+        if error is not None and not self._redis_lost:
+            log.warning("Lost Redis at %s (%s); jobs wait in Redis and resume when it answers",
+                        redact(self.url), type(error).__name__)
+        elif error is None and self._redis_lost:
+            log.info("Redis at %s answers again; carrying on", redact(self.url))
+        self._redis_lost = error is not None
+
+
+def _log_stalled(job_id: str) -> None:
+    log.warning("Job %s stalled: the worker running it stopped renewing its lock (it died or "
+                "was stopped); moved back to waiting to run again", printable(job_id))
 
 
 def run_worker(settings: Settings, registry: Registry, schedules: list[ScheduledJob], url: str,

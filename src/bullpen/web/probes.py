@@ -37,10 +37,14 @@ async def _eviction_policy(state: WebState) -> dict[str, Any]:
 
 
 async def _workers(state: WebState) -> dict[str, Any]:
-    alive = await _bounded(heartbeat.alive_workers(state.client))
-    if alive:
-        freshest = min(info.age_s for info in alive)
-        return _check(True, f"{len(alive)} worker(s); freshest heartbeat {freshest:.1f} s ago")
+    live = await _bounded(heartbeat.live_workers(state.client))
+    others = f"{len(live.others)} other BullMQ worker(s)" if live.others else ""
+    if live.bullpen:
+        freshest = min(info.age_s for info in live.bullpen)
+        return _check(True, f"{len(live.bullpen)} worker(s); freshest heartbeat "
+                            f"{freshest:.1f} s ago" + (f"; {others}" if others else ""))
+    if others:
+        return _check(True, f"no bullpen worker heartbeat; {others} on the queue")
     return _check(False, "no worker heartbeat: start one with `bullpen worker`")
 
 
