@@ -33,7 +33,7 @@ def test_stats_tallies_fold_into_the_original_counter_names() -> None:
     stats = TaskStats()
     for task, duration_s, ok in samples:
         job = SimpleNamespace(name=task, scheduler_id=None, attempts_made=0, timestamp_ms=0,
-                              delay_ms=0)
+                              delay_ms=0, raw_opts={})
         stats.record(job, 0, duration_s, ok)  # type: ignore[arg-type]
     stats._fold_tallies()
     assert dict(stats.counters) == _original_counters(samples)

@@ -90,7 +90,7 @@ def test_a_worker_counts_per_minute_and_slot_and_folds_stray_task_names() -> Non
 
 def _job(name: str, **fields: Any) -> Any:
     values = {"id": "1", "scheduler_id": None, "attempts_made": 0, "timestamp_ms": 0,
-              "delay_ms": 0} | fields
+              "delay_ms": 0, "raw_opts": {}} | fields
     return SimpleNamespace(name=name, **values)
 
 
@@ -100,7 +100,9 @@ async def test_flushed_history_reads_back_with_its_expiry(client: QueueClient,
     start = NOW_MINUTE * MINUTE
     stats.record(_job("t.one", timestamp_ms=start - 40), start, 0.003, True)
     stats.record(_job("t.one", attempts_made=1), start + 10, 0.250, False, retried=True)
-    stats.record(_job("t.two", timestamp_ms=start - 1000, delay_ms=900), start + 20, 0.01, False)
+    # BullMQ zeroes the hash's delay when a delayed job is due; its options keep it.
+    stats.record(_job("t.two", timestamp_ms=start - 1000, raw_opts={"delay": 900}), start + 20,
+                 0.01, False)
     await stats.flush(client)
     [slot] = await read_slots(client.redis, client.keys, 1, NOW_MINUTE, 1)
     assert _counts(slot.tasks["t.one"]) == (1, 0, 1, 1, 2)

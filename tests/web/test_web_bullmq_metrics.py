@@ -1,5 +1,7 @@
 """BullMQ's per-minute metrics read back per epoch minute: checked against BullMQ's own Lua
-(`collectMetrics`, run on Redis with finish times across several minutes) and a Node worker."""
+(`collectMetrics`, run on Redis with finish times across several minutes), against what a Node
+worker writes, and against Node's `getMetrics()` over what bullpen's workers write; without
+them the overview counts from bullpen's own history."""
 
 from __future__ import annotations
 
@@ -9,12 +11,16 @@ import random
 import subprocess
 from collections import Counter
 
+import httpx
 import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
 from bullpen.web.bullmq_metrics import lay_out, read_metrics
 from bullpen.web.history import WINDOWS, history
 from tests.helpers import NODE_DIR
+from tests.helpers.processes import Proc, start_worker
+from tests.helpers.web import wait_for_state, wait_until
+from tests.system.test_interop import node
 
 INCLUDES = NODE_DIR / "node_modules" / "bullmq" / "dist" / "cjs" / "commands" / "includes"
 MINUTE = 60_000
@@ -30,7 +36,7 @@ def _collect_metrics_script() -> str:
             "\ncollectMetrics(KEYS[1], KEYS[1] .. ':data', ARGV[1], ARGV[2])\nreturn 0\n")
 
 
-pytestmark = pytest.mark.skipif(not INCLUDES.exists(), reason="tests/node is not installed")
+needs_node = pytest.mark.skipif(not INCLUDES.exists(), reason="tests/node is not installed")
 
 
 def test_the_pending_minute_and_the_gap_after_it() -> None:
@@ -40,6 +46,7 @@ def test_the_pending_minute_and_the_gap_after_it() -> None:
 
 
 @pytest.mark.interop
+@needs_node
 async def test_minutes_match_bullmq_collect_metrics(client: QueueClient) -> None:
     rng = random.Random(3)
     finished = sorted(NOW_MINUTE * MINUTE - rng.randrange(0, 20 * MINUTE) for _ in range(300))
@@ -57,6 +64,7 @@ async def test_minutes_match_bullmq_collect_metrics(client: QueueClient) -> None
 
 
 @pytest.mark.interop
+@needs_node
 async def test_what_a_node_worker_records_reads_back(client: QueueClient, redis_url: str,
                                                      queue_name: str) -> None:
     """A Node BullMQ worker with `metrics: {maxDataPoints}` writes the keys; bullpen reads the
@@ -80,3 +88,52 @@ async def test_what_a_node_worker_records_reads_back(client: QueueClient, redis_
     shown = await history(client, WINDOWS["1h"], None, [])
     assert shown.counts_source == "bullmq"
     assert [sum(value or 0 for value in line.values) for line in shown.charts[0].lines] == [6, 2]
+
+
+@pytest.mark.interop
+@needs_node
+async def test_bullpen_workers_keep_the_metrics_node_reads(http: httpx.AsyncClient,
+                                                           client: QueueClient, worker: Proc,
+                                                           redis_url: str,
+                                                           queue_name: str) -> None:
+    """WORKER_METRICS_MAX_DATA_POINTS (on by default): bullpen's finish writes BullMQ's metrics;
+    Node's Queue.getMetrics() reads the numbers the overview shows."""
+    ok = [(await http.post("/api/jobs", json={"task": "test.record", "data": {"n": n}})).json()
+          ["id"] for n in range(5)]
+    bad = [(await http.post("/api/jobs", json={"task": "test.give_up"})).json()["id"]
+           for _ in range(2)]
+    for job_id in ok:
+        await wait_for_state(http, job_id, "completed")
+    for job_id in bad:
+        await wait_for_state(http, job_id, "failed")
+    for outcome, count in (("completed", 5), ("failed", 2)):
+        ours = await read_metrics(client, outcome, 60)
+        [theirs] = await asyncio.to_thread(node, redis_url, queue_name, "metrics", outcome)
+        assert ours.total == int(theirs["meta"]["count"]) == count
+        laid = lay_out(int(theirs["meta"]["count"]), int(theirs["meta"]["prevTS"]),
+                       int(theirs["meta"]["prevCount"]), [int(v) for v in theirs["data"]])
+        assert laid == ours.per_minute and sum(laid.values()) == count
+    shown = (await http.get("/api/history")).json()
+    assert shown["counts_source"] == "bullmq"
+
+
+async def test_without_bullmq_metrics_the_counts_are_bullpens(
+        http: httpx.AsyncClient, client: QueueClient, web_env: dict[str, str]) -> None:
+    worker = start_worker({**web_env, "WORKER_METRICS_MAX_DATA_POINTS": "0"})
+    try:
+        ids = [(await http.post("/api/jobs", json={"task": "test.record"})).json()["id"]
+               for _ in range(3)]
+        for job_id in ids:
+            await wait_for_state(http, job_id, "completed")
+
+        async def counted() -> bool:
+            shown = (await http.get("/api/history")).json()
+            return bool(sum(v or 0 for v in shown["charts"][0]["lines"][0]["values"]) == 3)
+
+        await wait_until(counted)
+    finally:
+        worker.kill()
+    shown = (await http.get("/api/history")).json()
+    assert shown["counts_source"] == "bullpen"
+    assert not await client.redis.exists(client.keys.bullmq("metrics:completed"))
+    assert "no worker on this queue keeps BullMQ" in (await http.get("/")).text

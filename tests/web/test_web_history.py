@@ -63,15 +63,21 @@ async def test_outcomes_run_times_and_windows(api: httpx.AsyncClient, client: Qu
     for job_id in (flaky, give_up):
         await wait_for_state(api, job_id, "failed")
 
+    expected = {"test.record": (5, 0), "test.slow": (1, 0), "test.flaky": (0, 1),
+                "test.give_up": (0, 1)}
+
+    async def per_task() -> dict[str, tuple[float, float]]:
+        return {task: _finished((await api.get(f"/api/history?task={task}")).json())
+                for task in expected}
+
     async def flushed() -> bool:
-        queue = (await api.get("/api/history")).json()
-        return _finished(queue) == (6, 2)
+        return await per_task() == expected
 
     await wait_until(flushed)  # the worker flushes with its heartbeat (0.5 s here)
-    per_task = {task: _finished((await api.get(f"/api/history?task={task}")).json())
-                for task in ("test.record", "test.slow", "test.flaky", "test.give_up")}
-    assert per_task == {"test.record": (5, 0), "test.slow": (1, 0), "test.flaky": (0, 1),
-                        "test.give_up": (0, 1)}
+    # The whole queue's counts are BullMQ's own metrics, which the worker keeps by default;
+    # a retried attempt is not a failure in either.
+    queue = (await api.get("/api/history")).json()
+    assert queue["counts_source"] == "bullmq" and _finished(queue) == (6, 2)
     slots = await read_slots(client.redis, client.keys, 1, started_minute,
                              now_ms() // MINUTE_MS - started_minute + 1)
     flaky_tally = [sum(slot.merged("test.flaky")[index] for slot in slots)

@@ -29,11 +29,13 @@ def scheduled_at_ms(job: JobRecord) -> int | None:
 
 def wait_ms(job: JobRecord, started_ms: int) -> int | None:
     """Enqueue, or due time, to start; first attempts only (a retry's wait includes its
-    backoff). A schedule's tick is due at the instant its id names; BullMQ zeroes a delayed
-    job's stored `delay` when it moves the job to waiting, so that is counted from enqueue."""
+    backoff). A schedule's tick is due at the instant its id names, a delayed job its delay
+    after enqueue (read from its options: BullMQ zeroes the hash's `delay` when it is due)."""
     if job.attempts_made:
         return None
-    due = (scheduled_at_ms(job) if job.scheduler_id else None) or job.timestamp_ms + job.delay_ms
+    due = scheduled_at_ms(job) if job.scheduler_id else None
+    if due is None:
+        due = job.timestamp_ms + int(job.raw_opts.get("delay") or job.delay_ms or 0)
     return started_ms - due
 
 

@@ -38,13 +38,8 @@ async def read_metrics(client: QueueClient, outcome: str, minutes: int) -> Minut
     """The last `minutes` closed minutes BullMQ keeps for `outcome`, plus the current one."""
     if outcome not in OUTCOMES:
         raise ValueError(f"BullMQ metrics: {outcome!r} is not one of {', '.join(OUTCOMES)}")
-    key = client.keys.bullmq(f"metrics:{outcome}")
-    # One MULTI: a job finishing in between would shift the list against its hash.
-    pipe = client.redis.pipeline(transaction=True)
-    pipe.hmget(key, ["count", "prevTS", "prevCount"])
-    pipe.lrange(f"{key}:data", 0, max(minutes, 1) - 1)
-    (count, prev_ts, prev_count), data = await pipe.execute()
-    if count is None or prev_ts is None:
+    raw = await client.metrics(outcome, max(minutes, 1))
+    if not raw.prev_ts_ms:  # the first job a worker with metrics on finishes sets prevTS
         return MinuteCounts(recorded=False)
-    return MinuteCounts(True, int(count), lay_out(int(count), int(prev_ts), int(prev_count or 0),
-                                                  [int(value) for value in data]))
+    return MinuteCounts(True, raw.count, lay_out(raw.count, raw.prev_ts_ms, raw.prev_count,
+                                                 raw.per_minute))
