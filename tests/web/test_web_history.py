@@ -56,6 +56,9 @@ async def test_outcomes_run_times_and_windows(api: httpx.AsyncClient, client: Qu
     started_minute = now_ms() // MINUTE_MS
     done = [await _enqueue(api, "test.record", {"n": n}) for n in range(5)]
     done.append(await _enqueue(api, "test.slow", {"sleep_s": 0.3}))
+    delayed = await api.post("/api/jobs", json={"task": "test.record_sync", "data": {},
+                                                "delay_ms": 700})
+    done.append(str(delayed.json()["id"]))
     flaky = await _enqueue(api, "test.flaky", {"succeed_on": 3})  # retried once, then failed
     give_up = await _enqueue(api, "test.give_up", {})  # unrecoverable: failed, no retry
     for job_id in done:
@@ -64,7 +67,7 @@ async def test_outcomes_run_times_and_windows(api: httpx.AsyncClient, client: Qu
         await wait_for_state(api, job_id, "failed")
 
     expected = {"test.record": (5, 0), "test.slow": (1, 0), "test.flaky": (0, 1),
-                "test.give_up": (0, 1)}
+                "test.give_up": (0, 1), "test.record_sync": (1, 0)}
 
     async def per_task() -> dict[str, tuple[float, float]]:
         return {task: _finished((await api.get(f"/api/history?task={task}")).json())
@@ -77,7 +80,7 @@ async def test_outcomes_run_times_and_windows(api: httpx.AsyncClient, client: Qu
     # The whole queue's counts are BullMQ's own metrics, which the worker keeps by default;
     # a retried attempt is not a failure in either.
     queue = (await api.get("/api/history")).json()
-    assert queue["counts_source"] == "bullmq" and _finished(queue) == (6, 2)
+    assert queue["counts_source"] == "bullmq" and _finished(queue) == (7, 2)
     slots = await read_slots(client.redis, client.keys, 1, started_minute,
                              now_ms() // MINUTE_MS - started_minute + 1)
     flaky_tally = [sum(slot.merged("test.flaky")[index] for slot in slots)
@@ -88,16 +91,20 @@ async def test_outcomes_run_times_and_windows(api: httpx.AsyncClient, client: Qu
     assert slow["counts_source"] == "bullpen" and slow["task"] == "test.slow"
     [run_p50] = [value for value in slow["charts"][2]["lines"][0]["values"] if value]
     assert run_p50 == pytest.approx(300, rel=0.25)
+    # A delayed job waits from when it is due, not from when it was enqueued.
+    timed = (await api.get("/api/history?task=test.record_sync")).json()
+    [wait_p95] = [value for value in timed["charts"][1]["lines"][1]["values"] if value]
+    assert wait_p95 < 300
     day = (await api.get("/api/history?range=24h")).json()
     assert day["step_minutes"] == 10 and len(day["slot_starts_ms"]) == 144
-    assert _finished(day) == (6, 2)
+    assert _finished(day) == (7, 2)
     bad = await api.get("/api/history?range=week")
     assert bad.status_code == 400 and "expected one of 1h, 24h" in bad.json()["error"]
 
     # Each worker's own jobs per minute, in its heartbeat: every attempt counts.
     async def beat_counted() -> bool:
         workers = (await api.get("/api/workers")).json()
-        return bool(sum(workers[0]["jobs_per_minute"]) == 9)
+        return bool(sum(workers[0]["jobs_per_minute"]) == 10)
 
     await wait_until(beat_counted)
     [worker] = (await api.get("/api/workers")).json()
