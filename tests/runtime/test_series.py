@@ -134,6 +134,9 @@ async def test_a_schedule_keeps_its_latest_runs_newest_last(client: QueueClient)
     assert runs["nightly"][-7]["outcome"] == "failed"
     key = client.keys.schedule_lateness("nightly")
     assert await client.redis.llen(key) == 60  # kept bounded in Redis, not only when read
+    used = await client.redis.memory_usage(key) or 0
+    print(f"lateness strip: {used / 1024:.1f} KiB")
+    assert used < 16 * 1024  # docs/dashboard.md: 11 KiB per schedule
     assert await client.redis.ttl(key) > 6 * 24 * 3600
 
 

@@ -137,3 +137,22 @@ async def test_without_bullmq_metrics_the_counts_are_bullpens(
     assert shown["counts_source"] == "bullpen"
     assert not await client.redis.exists(client.keys.bullmq("metrics:completed"))
     assert "no worker on this queue keeps BullMQ" in (await http.get("/")).text
+
+
+@pytest.mark.interop
+@needs_node
+async def test_memory_of_a_week_of_bullmq_metrics(client: QueueClient) -> None:
+    """docs/dashboard.md's figure for BullMQ's part of the history: the default 10,080 points
+    (WORKER_METRICS_MAX_DATA_POINTS), as BullMQ's own script fills them."""
+    key = client.keys.bullmq("metrics:completed")
+    script = client.redis.register_script(_collect_metrics_script())
+    rng = random.Random(5)
+    week = 10_080
+    at_ms = (NOW_MINUTE - week - 60) * MINUTE
+    while at_ms < NOW_MINUTE * MINUTE:
+        await script(keys=[key], args=[week, at_ms])
+        at_ms += rng.randrange(1, 20) * MINUTE + rng.randrange(MINUTE)
+    assert await client.redis.llen(f"{key}:data") == week
+    used = sum([await client.redis.memory_usage(name) or 0 for name in (key, f"{key}:data")])
+    print(f"BullMQ metrics, one outcome, a week: {used / 1024:.0f} KiB")
+    assert used < 64 * 1024

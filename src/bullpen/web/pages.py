@@ -56,7 +56,7 @@ async def job_list(request: Request) -> Response:
     state = web_state(request)
     page = await search.list_jobs(state.client, query, _page_number(request))
     return render(request, "jobs.html", refresh_s=REFRESH_S, page=page, states=JOB_STATES,
-                  tasks=state.registry.names(), default_sort=search.default_sort(state_name))
+                  tasks=state.registry.names())
 
 
 async def job_detail(request: Request) -> Response:
