@@ -16,6 +16,7 @@ from tests.helpers import ARTIFACTS
 from tests.helpers.processes import eventually, start_worker
 from tests.helpers.web import running_web
 from tests.web.test_web_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.web.test_web_hardening import TOKEN as WEB_TOKEN
 
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
@@ -81,7 +82,8 @@ def _shoot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
 
 
-def test_charts_search_bulk_retry_live_and_every_page(dashboard: str) -> None:
+def test_charts_search_bulk_retry_live_and_every_page(dashboard: str,
+                                                      web_env: dict[str, str]) -> None:
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only browser tests need playwright
 
     done, failed, needle = _burst(dashboard)
@@ -107,6 +109,13 @@ def test_charts_search_bulk_retry_live_and_every_page(dashboard: str) -> None:
             for width, viewport in WIDTHS.items():
                 _every_page(browser.new_page(viewport=viewport), dashboard, width, failed[2],
                             needle)
+            with running_web({**web_env, "WEB_AUTH_TOKEN": WEB_TOKEN}) as (_, signed):
+                for width, viewport in WIDTHS.items():
+                    login = browser.new_page(viewport=viewport)
+                    login.goto(signed + "/")  # redirected to the sign-in page
+                    login.wait_for_selector("input[name=token]")
+                    _shoot(login, f"login-{width}")
+                    login.close()
         finally:
             browser.close()
 
@@ -203,7 +212,7 @@ def _every_page(page: Any, base: str, width: str, failed_id: str, needle: str) -
         "jobs-completed": "/jobs/completed", "jobs-failed": "/jobs/failed",
         "search": "/jobs/completed?q=burst+item", "job-failed": f"/job/{failed_id}",
         "job-completed": f"/job/{needle}", "schedules": "/schedules", "workers": "/workers",
-        "exports": "/exports", "enqueue": "/enqueue",
+        "exports": "/exports", "enqueue": "/enqueue", "not-found": "/job/no-such-job",
     }
     for name, path in shots.items():
         page.goto(base + path)
