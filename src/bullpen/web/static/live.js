@@ -94,8 +94,13 @@
       const response = await fetch(window.location.href, {
         credentials: "same-origin", cache: "no-store", headers: { "X-Bullpen-Live": "1" },
       });
-      if (!response.ok || response.redirected) {
-        say("live refresh stopped: reload the page");
+      if (response.redirected || (response.status >= 400 && response.status < 500)) {
+        say("live refresh stopped: reload the page"); // signed out, or the job is gone
+        return;
+      }
+      if (!response.ok) {
+        say(`live refresh: the server answered ${response.status}, trying again`);
+        schedule();
         return;
       }
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
