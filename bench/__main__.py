@@ -30,10 +30,9 @@ def main() -> None:
     with private_redis() as server, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         if "throughput" in wanted:
-            raw = throughput.run(server, work, args.runs, (1, 50), args.jobs)
-            sections["throughput"] = _summarise(raw)
-            raw_p2 = throughput.run(server, work, args.runs, (50,), args.jobs, processes=2)
-            sections["throughput_p2"] = _summarise(raw_p2)
+            for key, pinned in (("throughput", False), ("throughput_pinned", True)):
+                raw = throughput.run(server, work, args.runs, (1, 50), args.jobs, pinned=pinned)
+                sections[key] = _summarise(raw)
         if "enqueue" in wanted:
             sections["enqueue"] = enqueue.run(server, args.runs)
         if "cron" in wanted:

@@ -1,4 +1,5 @@
-"""Starting the two sides' processes: `bullpen …` and `node bench/node/…`, output to a file."""
+"""Starting the measured processes (`bullpen …`, `node bench/node/…`, the port's worker), each
+with its output in a file and, when pinned, on the CPUs it is given."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ BULLPEN = str(Path(sys.executable).parent / "bullpen")
 class Service:
     """A long-running process whose combined output goes to a temporary file."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None,
+                 cpus: str | None = None) -> None:
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="bullpen-bench-", suffix=".log", delete=False)
         self.log_path = Path(self._log.name)
+        pinned = ["taskset", "-c", cpus, *args] if cpus else args
         self.popen = subprocess.Popen(
-            args, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=self._log,
+            pinned, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True)
 
     @property
@@ -66,6 +69,8 @@ def bullpen_env(url: str, queue: str, workdir: Path, **extra: str) -> dict[str, 
         "WORKER_DEFAULT_QUEUE": queue,
         # The default limiter (10 jobs/s) would be the whole measurement; Node has none.
         "WORKER_LIMITER_MAX": "0",
+        # Node's benchmark worker keeps no per-minute metrics; like for like.
+        "WORKER_METRICS_MAX_DATA_POINTS": "0",
         "BULLPEN_VAR_DIR": str(workdir / "var"),
         "EXPORT_DIR": str(workdir / "exports"),
         "EXPORT_TOKEN_SECRET": "bench-secret-Vb8Qx2mLr7Tz4Kc9Wn3Jp6Hd5Fg1Sy0Ae",
@@ -74,12 +79,13 @@ def bullpen_env(url: str, queue: str, workdir: Path, **extra: str) -> dict[str, 
 
 
 def bullpen_worker(url: str, queue: str, workdir: Path, concurrency: int,
-                   processes: int | None = None, **extra: str) -> Service:
+                   processes: int | None = None, cpus: str | None = None,
+                   **extra: str) -> Service:
     args = [BULLPEN, "worker", "--app", "bench.app"]
     if processes:
         args += ["--processes", str(processes)]
     env = bullpen_env(url, queue, workdir, WORKER_CONCURRENCY=str(concurrency), **extra)
-    service = Service(args, env)
+    service = Service(args, env, cpus)
     if env.get("LOG_LEVEL", "INFO") in ("INFO", "DEBUG"):  # quieter runs are timed from job one
         _ready_or_stop(service, "Worker started and ready")
     return service
@@ -93,9 +99,18 @@ def _ready_or_stop(service: Service, text: str) -> None:
         raise
 
 
-def node_worker(url: str, queue: str, concurrency: int, mode: str = "noop") -> Service:
+def node_worker(url: str, queue: str, concurrency: int, mode: str = "noop",
+                cpus: str | None = None) -> Service:
     service = Service(["node", str(NODE_DIR / "worker.cjs"), url, queue, str(concurrency), mode],
-                      NODE_ENV)
+                      NODE_ENV, cpus)
+    _ready_or_stop(service, "ready")
+    return service
+
+
+def port_worker(url: str, queue: str, concurrency: int, cpus: str | None = None) -> Service:
+    """The port's own Worker, tuned (bench/port_worker.py)."""
+    service = Service([sys.executable, "-m", "bench.port_worker", url, queue, str(concurrency)],
+                      cpus=cpus)
     _ready_or_stop(service, "ready")
     return service
 

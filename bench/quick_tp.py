@@ -15,7 +15,7 @@ from bench import throughput
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--side", choices=("bullpen", "node"), default="bullpen")
+    parser.add_argument("--side", choices=throughput.SIDES, default="bullpen")
     parser.add_argument("-c", "--concurrency", type=int, default=50)
     parser.add_argument("-n", "--jobs", type=int, default=20_000)
     parser.add_argument("-p", "--processes", type=int, default=None)

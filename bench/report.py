@@ -37,20 +37,29 @@ def machine(command: str) -> list[str]:
     ]
 
 
+SIDE_NAMES = {"node": "Node BullMQ 6.7.0", "bullpen": "bullpen",
+              "bullpen-p2": "bullpen `--processes 2`", "port": "the port, tuned (hiredis + uvloop)"}
+
+
 def throughput(results: dict[str, dict[str, dict[str, float]]], label: str) -> list[str]:
+    """The issue's table: c=1 and c=50 jobs/s with ratios to Node, CPU per job, RSS, calls."""
+    one, fifty = results["1"], results["50"]
     lines = [f"### Worker throughput: {label}", "",
-             "| c | side | jobs/s | ratio | EVALSHA/job | Redis cmds/job | worker CPU ms/job "
-             "| peak RSS MB (per process) |", "|---|---|---|---|---|---|---|---|"]
-    for concurrency, sides in results.items():
-        node = sides["node"]
-        for side in ("bullpen", "node"):
-            row = sides[side]
-            lines.append(
-                f"| {concurrency} | {side} | {row['jobs_per_s']:,.0f} | "
-                f"{_ratio(row['jobs_per_s'], node['jobs_per_s'])} | "
-                f"{row['evalsha_per_job']:.3f} | {row['commands_per_job']:.1f} | "
-                f"{row['cpu_ms_per_job']:.3f} | {row['peak_rss_mb']:.0f} "
-                f"({row['peak_rss_per_process_mb']:.0f}) |")
+             "| | c=1 jobs/s | c=50 jobs/s | worker CPU ms/job (c=1 / c=50) | RSS MB (per "
+             "process) | EVALSHA/job (c=1 / c=50) | Redis cmds/job |",
+             "|---|---|---|---|---|---|---|"]
+    for side, name in SIDE_NAMES.items():
+        if side not in one:
+            continue
+        low, high = one[side], fifty[side]
+        lines.append(
+            f"| {name} | {low['jobs_per_s']:,.0f} "
+            f"({_ratio(low['jobs_per_s'], one['node']['jobs_per_s'])}) | "
+            f"{high['jobs_per_s']:,.0f} ({_ratio(high['jobs_per_s'], fifty['node']['jobs_per_s'])})"
+            f" | {low['cpu_ms_per_job']:.3f} / {high['cpu_ms_per_job']:.3f} | "
+            f"{high['peak_rss_mb']:.0f} ({high['peak_rss_per_process_mb']:.0f}) | "
+            f"{low['evalsha_per_job']:.3f} / {high['evalsha_per_job']:.3f} | "
+            f"{high['commands_per_job']:.1f} |")
     return [*lines, ""]
 
 
@@ -98,8 +107,9 @@ def write(path: Path, lines: list[str]) -> None:
 
 def render(command: str, sections: dict[str, Any]) -> list[str]:
     lines = machine(command)
-    for key, title in (("throughput", "one process (default)"),
-                       ("throughput_p2", "`--processes 2`")):
+    for key, title in (("throughput", "unpinned (2 CPUs shared by Redis, producer and worker)"),
+                       ("throughput_pinned", "pinned (Redis and the harness on CPU 0, the "
+                                             "worker on CPU 1)")):
         if key in sections:
             lines += throughput(sections[key], title)
     if "enqueue" in sections:

@@ -1,10 +1,13 @@
-"""Worker throughput: pre-enqueued no-op jobs drained by one bullpen command vs one Node worker."""
+"""Worker throughput: pre-enqueued no-op jobs drained by bullpen, Node BullMQ and the port's
+own worker, one command each, optionally pinned to CPUs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,32 +83,56 @@ def drain(server: PrivateRedis, queue: str, jobs: int,
     )
 
 
+SIDES = ("node", "bullpen", "bullpen-p2", "port")
+# Pinned runs: Redis, the harness and the producer on CPU 0, the worker under test on CPU 1.
+DRIVER_CPU, WORKER_CPU = 0, 1
+
+
 def run(server: PrivateRedis, workdir: Path, runs: int, concurrencies: tuple[int, ...],
-        jobs: int, processes: int | None = None) -> dict[str, dict[str, list[RunResult]]]:
-    """Alternate bullpen and Node `runs` times per concurrency; results keyed by side."""
+        jobs: int, sides: tuple[str, ...] = SIDES, pinned: bool = False
+        ) -> dict[str, dict[str, list[RunResult]]]:
+    """Every side `runs` times per concurrency, in an order that rotates between runs."""
     results: dict[str, dict[str, list[RunResult]]] = {}
-    for concurrency in concurrencies:
-        by_side: dict[str, list[RunResult]] = {"bullpen": [], "node": []}
-        for index in range(runs):
-            order = ("bullpen", "node") if index % 2 == 0 else ("node", "bullpen")
-            for side in order:
-                server.reset()
-                queue = f"tp-{side}-{concurrency}-{index}"
-                start = _starter(side, server, queue, workdir, concurrency, processes)
-                result = drain(server, queue, jobs, start)
-                by_side[side].append(result)
-                print(f"  throughput c={concurrency} {side}: {json.dumps(asdict(result))}",
-                      flush=True)
-        results[str(concurrency)] = by_side
+    with _pinned_driver(server) if pinned else contextlib.nullcontext():
+        for concurrency in concurrencies:
+            by_side: dict[str, list[RunResult]] = {side: [] for side in sides}
+            for index in range(runs):
+                for side in sides[index % len(sides):] + sides[:index % len(sides)]:
+                    server.reset()
+                    queue = f"tp-{side}-{concurrency}-{index}"
+                    start = _starter(side, server, queue, workdir, concurrency,
+                                     cpus=str(WORKER_CPU) if pinned else None)
+                    result = drain(server, queue, jobs, start)
+                    by_side[side].append(result)
+                    print(f"  throughput c={concurrency} {side}{' pinned' if pinned else ''}: "
+                          f"{json.dumps(asdict(result))}", flush=True)
+            results[str(concurrency)] = by_side
     return results
 
 
+@contextlib.contextmanager
+def _pinned_driver(server: PrivateRedis) -> Iterator[None]:
+    """Redis and this harness (and the producers it starts) on one CPU while the block runs."""
+    everywhere = os.sched_getaffinity(0)
+    assert server.process is not None
+    for pid in (0, server.process.pid):
+        os.sched_setaffinity(pid, {DRIVER_CPU})
+    try:
+        yield
+    finally:
+        for pid in (0, server.process.pid):
+            os.sched_setaffinity(pid, everywhere)
+
+
 def _starter(side: str, server: PrivateRedis, queue: str, workdir: Path, concurrency: int,
-             processes: int | None, env: dict[str, str] | None = None
-             ) -> Callable[[], procs.Service]:
+             processes: int | None = None, env: dict[str, str] | None = None,
+             cpus: str | None = None) -> Callable[[], procs.Service]:
     if side == "node":
-        return lambda: procs.node_worker(server.url, queue, concurrency)
-    return lambda: procs.bullpen_worker(server.url, queue, workdir, concurrency, processes,
+        return lambda: procs.node_worker(server.url, queue, concurrency, cpus=cpus)
+    if side == "port":
+        return lambda: procs.port_worker(server.url, queue, concurrency, cpus=cpus)
+    count = 2 if side == "bullpen-p2" else processes
+    return lambda: procs.bullpen_worker(server.url, queue, workdir, concurrency, count, cpus,
                                         **(env or {}))
 
 

@@ -1,5 +1,5 @@
 """`python -m bullpen` runs the CLI."""
 
-from bullpen.cli import main
+from bullpen.cli.app import main
 
 main()

@@ -350,7 +350,10 @@ async def test_a_rolling_deploy_with_different_job_defaults_runs_every_tick_once
     restarted = retired[2:10]
     flaps = [_reconciled(proc) for proc in restarted if "0 updated" not in _reconciled(proc)]
     # The tick pending at each stop fell due while no worker ran; the next start must run it.
-    due = [max(tick for tick in ticks if tick < stopped_at) + 1000 for stopped_at in stopped]
+    # It follows the last tick *run* before the stop (a tick can fall due during a stop and run
+    # after it, so its instant alone does not tell).
+    due = [max(_tick(run) for run in runs if run["at_ms"] < stopped_at) + 1000
+           for stopped_at in stopped]
     updates = sum("0 updated" not in _reconciled(proc) for proc in retired[10:])
     report.update(mixed_fleet_restarts=len(restarted), mixed_fleet_ticks=len(mixed),
                   mixed_fleet_gaps_ms=gaps, schedule_updates_in_mixed_fleet=len(flaps),
