@@ -158,7 +158,8 @@ class QueueClient:
         if state not in ("completed", "failed"):
             raise ValueError(f"metrics: state {state!r} is not completed or failed")
         key = self.keys.bullmq(f"metrics:{state}")
-        pipe = self._queue.client.pipeline(transaction=False)
+        # One MULTI: the finish script updates the hash and the list together, in one minute.
+        pipe = self._queue.client.pipeline(transaction=True)
         pipe.hmget(key, ["count", "prevTS", "prevCount"])
         pipe.lrange(f"{key}:data", 0, points - 1)
         pipe.llen(f"{key}:data")
