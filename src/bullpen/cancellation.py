@@ -27,6 +27,9 @@ from bullpen.keyspace import Keyspace
 
 REQUEST_TTL_S = 86_400
 RECONNECT_DELAY_S = 1.0
+# After redis-py reconnects and resubscribes by itself, the stored requests are read this much
+# later, once the new subscription is in place (no request falls between the two).
+CATCH_UP_DELAY_S = 0.1
 # The listener wakes this often when idle, to notice a connection that died silently.
 IDLE_CHECK_S = 15.0
 
@@ -88,7 +91,8 @@ class CancelListener:
         self._keys = keys
         self._running = running
         self._deliver = deliver
-        self.subscribed = asyncio.Event()
+        self._catching_up: set[asyncio.Task[None]] = set()
+        self._client: aioredis.Redis | None = None
 
     async def run(self) -> None:
         while True:
@@ -97,9 +101,10 @@ class CancelListener:
             try:
                 await self._listen(client)
             except (RedisError, OSError):
-                self.subscribed.clear()
                 await asyncio.sleep(RECONNECT_DELAY_S)
             finally:
+                for task in self._catching_up:
+                    task.cancel()
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
@@ -107,8 +112,11 @@ class CancelListener:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(self._keys.cancel_channel)
+            self._client = client
+            if pubsub.connection is not None:
+                # redis-py may reconnect and resubscribe inside get_message, unseen here.
+                pubsub.connection.register_connect_callback(self._resubscribed)
             await self._catch_up(client)
-            self.subscribed.set()
             while True:
                 message = await pubsub.get_message(timeout=IDLE_CHECK_S)
                 if message is not None:
@@ -117,9 +125,21 @@ class CancelListener:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
-    async def _catch_up(self, client: aioredis.Redis) -> None:
+    def _resubscribed(self, _connection: Any) -> None:
+        client = self._client
+
+        async def later() -> None:
+            await asyncio.sleep(CATCH_UP_DELAY_S)
+            with contextlib.suppress(RedisError, OSError):
+                await self._catch_up(client)
+
+        task = asyncio.ensure_future(later())
+        self._catching_up.add(task)
+        task.add_done_callback(self._catching_up.discard)
+
+    async def _catch_up(self, client: aioredis.Redis | None) -> None:
         running = self._running()
-        if not running:
+        if not running or client is None:
             return
         ids = list(running)
         stored = await client.mget([self._keys.cancel_request(job_id) for job_id in ids])
