@@ -163,31 +163,29 @@ class JobRunner:
 
     async def _finish(self, active: ActiveJob, command: str, call: Finish,
                       hands_back: bool = True) -> NextJob | None:
-        reply = await self._finish_call(active.id, command, call)
-        if active.attempt is not None:
-            active.attempt.finished(reply is not _NOT_RUN)
-        if reply is _NOT_RUN or not hands_back:
-            return None
-        return self._fetcher.update(next_job(reply))
-
-    async def _finish_call(self, job_id: str, command: str, call: Finish) -> Any:
         """Run a finishing script, through an outage for as long as the lock may still hold."""
         deadline = time.monotonic() + self._lock_duration_s
+        reply: Any = _NOT_RUN
         while not self.abandoned:
             try:
                 reply = await call(not self._fetcher.closing)
             except Exception as exc:
                 self._health.failed(exc)
+                reply = _NOT_RUN
                 if not is_outage(exc) or time.monotonic() > deadline:
-                    return _NOT_RUN
+                    break
                 await asyncio.sleep(self._health.retry_delay_s)
                 continue
             self._health.succeeded()
             if isinstance(reply, int) and reply < 0:
-                self._health.failed(refusal(reply, job_id, command))
-                return _NOT_RUN
-            return reply
-        return _NOT_RUN
+                self._health.failed(refusal(reply, active.id, command))
+                reply = _NOT_RUN
+            break
+        if active.attempt is not None:
+            active.attempt.finished(reply is not _NOT_RUN)
+        if reply is _NOT_RUN or not hands_back:
+            return None
+        return self._fetcher.update(next_job(reply))
 
     async def _schedule_next(self, active: ActiveJob, scheduler_id: str, name: str,
                              data: Any) -> None:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bullpen import logs
-from bullpen.adapter import ActiveJob, QueueClient, now_ms
+from bullpen.adapter import ActiveJob, JobRecord, QueueClient, now_ms
 from bullpen.cancellation import CancelRequest
 from bullpen.definitions.task import Registry, Task
 from bullpen.errors import JobCancelledError, UnknownTaskError
@@ -60,22 +60,28 @@ class Dispatcher:
             if task is None:  # e.g. added by a Node producer or a newer bullpen
                 raise UnknownTaskError(job.name, self._registry.names())
             _raise_if_cancelled(ctx)
-            result = await self._run(task, ctx, loop)
+            if task.is_async and task.isolation is None:
+                # Run here (no task of its own): a cancel request cancels this task.
+                ctx._task = asyncio.current_task()
+                try:
+                    result = await task.handler(*task.arguments(job.data, ctx))
+                except asyncio.CancelledError:
+                    if not _ours_only(ctx):
+                        raise  # the worker itself is cancelling this slot
+                    raise _cancellation(ctx) from None
+                finally:
+                    ctx._task = None
+                    if ctx._interrupted:
+                        _ours_only(ctx)
+            else:
+                result = await self._run_elsewhere(task, ctx, loop)
             _raise_if_cancelled(ctx)  # it ran on, ignoring the request: not a success
             ok = True
         except Exception as exc:
-            attempt = job.attempts_made + 1
-            cancel = ctx.cancellation
-            if cancel is not None and (exc is cancel or not cancel.shutdown):
-                log.warning("Job %s of type %s stopped (attempt %d): %s", job.display_name,
-                            job.name, attempt, cancel)
-                if exc is cancel:
-                    raise
-                raise cancel from exc  # whatever the handler raised after the request
-            # A manual retry of a job that used its attempts grants it one more: the last one.
-            log.warning("Job %s of type %s failed (attempt %d of %d): %s", job.display_name,
-                        job.name, attempt, max(attempt, job.attempts_allowed), exc)
-            raise
+            error = _logged_failure(job, ctx, exc)
+            if error is exc:
+                raise
+            raise error from exc  # cancelled: whatever the handler raised after the request
         finally:
             if self._running.get(active.id) is ctx:
                 del self._running[active.id]
@@ -83,28 +89,16 @@ class Dispatcher:
             self.stats.record(job, started_ms, time.perf_counter() - started, ok)
         return result
 
-    async def _run(self, task: Task, ctx: JobContext, loop: asyncio.AbstractEventLoop) -> Any:
-        args = task.arguments(ctx.job.data, ctx)
+    async def _run_elsewhere(self, task: Task, ctx: JobContext,
+                             loop: asyncio.AbstractEventLoop) -> Any:
+        """A `def` handler in a thread, an isolated one in a child process."""
         if task.isolation is not None:
             carrier = self._telemetry.carrier() if self._telemetry is not None else None
             return await loop.run_in_executor(self._executor, self._isolated.run, task,
                                               ctx.job, ctx, carrier)
-        if not task.is_async:
-            # In the caller's context, as asyncio.to_thread does: the job's span is current.
-            return await loop.run_in_executor(self._executor, contextvars.copy_context().run,
-                                              task.handler, *args)
-        ctx._task = asyncio.current_task()
-        try:
-            return await task.handler(*args)
-        except asyncio.CancelledError:
-            if not _ours_only(ctx):
-                raise  # the worker itself is cancelling this slot
-            _raise_if_cancelled(ctx, shutdown_too=True)
-            raise
-        finally:
-            ctx._task = None
-            if ctx._interrupted:
-                _ours_only(ctx)
+        # In the caller's context, as asyncio.to_thread does: the job's span is current.
+        return await loop.run_in_executor(self._executor, contextvars.copy_context().run,
+                                          task.handler, *task.arguments(ctx.job.data, ctx))
 
     def cancel(self, job_id: str, token: str | None, error: JobCancelledError) -> bool:
         """Signal the handler running `job_id` (this run of it, when `token` is given)."""
@@ -146,9 +140,30 @@ class Dispatcher:
         self._isolated.close()
 
 
-def _raise_if_cancelled(ctx: JobContext, shutdown_too: bool = False) -> None:
+def _logged_failure(job: JobRecord, ctx: JobContext, exc: Exception) -> Exception:
+    """Log a failed (or stopped) attempt; the error the job ends with."""
+    attempt = job.attempts_made + 1
     cancel = ctx.cancellation
-    if cancel is not None and (shutdown_too or not cancel.shutdown):
+    if cancel is not None and (exc is cancel or not cancel.shutdown):
+        log.warning("Job %s of type %s stopped (attempt %d): %s", job.display_name, job.name,
+                    attempt, cancel)
+        return cancel
+    # A manual retry of a job that used its attempts grants it one more: the last one.
+    log.warning("Job %s of type %s failed (attempt %d of %d): %s", job.display_name, job.name,
+                attempt, max(attempt, job.attempts_allowed), exc)
+    return exc
+
+
+def _cancellation(ctx: JobContext) -> JobCancelledError:
+    cancel = ctx.cancellation
+    assert cancel is not None, "only a cancel request withdraws its own task cancellation"
+    return cancel
+
+
+def _raise_if_cancelled(ctx: JobContext) -> None:
+    """A cancel request (not a shutdown notice) ends the job, whatever the handler does."""
+    cancel = ctx._cancel
+    if cancel is not None and not cancel.shutdown:
         raise cancel from None
 
 
