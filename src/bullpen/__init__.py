@@ -13,13 +13,18 @@ if _sys.argv[:1] == ["-m"] and _sys.path and _sys.path[0] in ("", _os.getcwd()):
 from bullpen.client import Client, Job, JobInfo, JobSpec, SyncClient, SyncJob, task
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.definitions.task import isolated
-from bullpen.errors import BullpenError, JobFailedError, UnrecoverableJobError
+from bullpen.errors import (
+    BullpenError,
+    JobCancelledError,
+    JobFailedError,
+    UnrecoverableJobError,
+)
 from bullpen.exports.function_exporter import exporter
 from bullpen.runtime.context import JobContext
 from bullpen.version import __version__
 
 JobFailed = JobFailedError  # the name Celery and arq users look for; same class
 
-__all__ = ["BullpenError", "Client", "Job", "JobContext", "JobFailed", "JobFailedError",
-           "JobInfo", "JobSpec", "ScheduledJob", "SyncClient", "SyncJob",
+__all__ = ["BullpenError", "Client", "Job", "JobCancelledError", "JobContext", "JobFailed",
+           "JobFailedError", "JobInfo", "JobSpec", "ScheduledJob", "SyncClient", "SyncJob",
            "UnrecoverableJobError", "__version__", "exporter", "isolated", "task"]

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     @field_validator("bullpen_otel")
     @classmethod
     def _otel_installed(cls, value: bool) -> bool:
-        if value and importlib.util.find_spec("opentelemetry.trace") is None:
+        if value and not _installed("opentelemetry.trace"):
             raise ValueError("OpenTelemetry is not installed; install the extra (pip install "
                              "'bullpen[otel]') or set BULLPEN_OTEL=false")
         return value
@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.bullpen_env == "development"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 # Named like settings but read by something else: the PM2 recipe (its install directory), the

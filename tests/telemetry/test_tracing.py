@@ -7,15 +7,18 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry import trace
 
+from bullpen import SyncClient
 from bullpen.errors import SettingsError
 from bullpen.settings import Settings, load_settings
 from bullpen.telemetry import telemetry_for
 from bullpen.telemetry.tracing import context_of, metadata_of
-from tests.helpers.otel import memory_exporter
+from tests.helpers.otel import memory_exporter, observed_env, one, recorded
 
 NODE_TM = '{"traceparent":"00-6c9b5ae6553d0f9cb595c718aecca09c-048c283f83c62253-01"}'
 
@@ -57,8 +60,13 @@ def test_bullpen_otel_without_the_extra_stops_with_the_fix(
         offline_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BULLPEN_OTEL", "true")
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None
-                        if name.startswith("opentelemetry") else real(name, *rest))
+
+    def find_spec(name: str, *rest: Any) -> Any:
+        if name.startswith("opentelemetry"):  # as without the package: its parent is missing
+            raise ModuleNotFoundError(f"No module named {name.split('.', maxsplit=1)[0]!r}")
+        return real(name, *rest)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(SettingsError) as error:
         load_settings()
     assert ("BULLPEN_OTEL='true': Value error, OpenTelemetry is not installed; install the "
@@ -77,3 +85,13 @@ def test_with_tracing_off_bullpen_loads_none_of_its_opentelemetry_code(
                             check=False, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_sync_client_s_producer_span_is_a_child_of_the_calling_thread_s_span(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        queue_name: str) -> None:
+    observed_env(env, tmp_path, monkeypatch)
+    with SyncClient() as client, trace.get_tracer("tests").start_as_current_span("view"):
+        job = client.enqueue("traced.work")
+    view, add = one(recorded(), "view"), one(recorded(), f"add {queue_name}.traced.work")
+    assert add["parent_id"] == view["span_id"] and add["attributes"]["bullmq.job.id"] == job.id
