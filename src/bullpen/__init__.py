@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 if _sys.argv[:1] == ["-m"] and _sys.path and _sys.path[0] in ("", _os.getcwd()):
     del _sys.path[0]
 
-from bullpen.errors import BullpenError, JobFailedError, UnrecoverableJobError
+from bullpen.errors import (
+    BullpenError,
+    JobCancelledError,
+    JobFailedError,
+    UnrecoverableJobError,
+)
 from bullpen.version import __version__
 
 if TYPE_CHECKING:
@@ -39,8 +44,8 @@ _LAZY = {
     "JobContext": "bullpen.runtime.context",
 }
 
-__all__ = ["BullpenError", "Client", "Job", "JobContext", "JobFailed", "JobFailedError",
-           "JobInfo", "JobSpec", "ScheduledJob", "SyncClient", "SyncJob",
+__all__ = ["BullpenError", "Client", "Job", "JobCancelledError", "JobContext", "JobFailed",
+           "JobFailedError", "JobInfo", "JobSpec", "ScheduledJob", "SyncClient", "SyncJob",
            "UnrecoverableJobError", "__version__", "exporter", "isolated", "task"]
 
 

@@ -109,6 +109,22 @@ class UnrecoverableJobError(BullpenError):
     """Raised by a handler to fail its job at once, without further retries."""
 
 
+class JobCancelledError(UnrecoverableJobError):
+    """The job was cancelled while it ran (dashboard, API, client): it fails, never retried.
+
+    `shutdown` True: the worker is stopping instead; a handler that stops with this error
+    hands its job back to the queue (waiting) for another worker.
+    """
+
+    def __init__(self, reason: str | None = None, *, shutdown: bool = False) -> None:
+        self.reason = reason
+        self.shutdown = shutdown
+        if shutdown:
+            super().__init__("the worker is shutting down: the job goes back to waiting")
+        else:
+            super().__init__(f"cancelled: {reason}" if reason else "cancelled")
+
+
 class IsolatedTaskError(BullpenError):
     """An isolated task's handler raised in its child process (the message is the handler's)."""
 

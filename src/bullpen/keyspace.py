@@ -82,6 +82,16 @@ class Keyspace:
         """Hash: deleted_files, deleted_bytes, summed over every cleanup."""
         return self._own("cleanup:stats")
 
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel: cancel requests (JSON: job id, lock token, reason) for the workers."""
+        return self._own("cancel")
+
+    def cancel_request(self, job_id: str) -> str:
+        """String (JSON, with a TTL): a cancel request for one run of a job (its lock token),
+        read by a worker that (re)subscribes, so a request sent while it was away counts."""
+        return self._own(f"cancel:{job_id}")
+
     def web_session(self, digest: str) -> str:
         """String (with a TTL): one dashboard sign-in, named by the SHA-256 of its session id."""
         return self._own(f"web:session:{digest}")

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 # C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional overrides that
@@ -52,7 +53,15 @@ class _TextFormatter(logging.Formatter):
         return line
 
 
+# The current trace and span ids as fields ({"trace_id": …, "span_id": …}), or None.
+TraceIds = Callable[[], dict[str, str] | None]
+
+
 class _JsonFormatter(logging.Formatter):
+    def __init__(self, trace_ids: TraceIds | None = None) -> None:
+        super().__init__()
+        self._trace_ids = trace_ids
+
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
@@ -60,6 +69,11 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name.removeprefix("bullpen."),
             "message": printable(record.getMessage()),
         }
+        if self._trace_ids is not None:
+            # Formatted as the line is logged (emit), so in the logging code's own context.
+            ids = self._trace_ids()
+            if ids:
+                payload.update(ids)
         if record.exc_info:
             payload["exception"] = _traceback(self.formatException(record.exc_info))
         return json.dumps(payload, ensure_ascii=False)
@@ -116,10 +130,11 @@ class _TurnBatchingHandler(logging.StreamHandler[TextIO]):
             self.release()
 
 
-def configure(level: str = "INFO", fmt: str = "text") -> None:
-    """Send bullpen's loggers to stderr in the chosen format; idempotent."""
+def configure(level: str = "INFO", fmt: str = "text", trace_ids: TraceIds | None = None) -> None:
+    """Send bullpen's loggers to stderr in the chosen format; idempotent. With `trace_ids`
+    (tracing on), JSON lines carry the trace and span ids of the code that logged them."""
     handler = _TurnBatchingHandler()
-    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    handler.setFormatter(_JsonFormatter(trace_ids) if fmt == "json" else _TextFormatter())
     root = logging.getLogger("bullpen")
     root.handlers[:] = [handler]
     root.setLevel(level)

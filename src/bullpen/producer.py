@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bullpen.adapter import JobOptions, QueueClient
 from bullpen.definitions.task import Registry
@@ -12,6 +13,9 @@ from bullpen.errors import JobDataError, UnknownTaskError
 from bullpen.job_ids import check_job_id
 from bullpen.settings import Settings
 from bullpen.shown import MAX_SHOWN_DEPTH, depth
+
+if TYPE_CHECKING:
+    from bullpen.telemetry.tracing import Telemetry
 
 # Deeper data is refused on enqueue; up to this depth the dashboard and CLI show all of it.
 MAX_DATA_DEPTH = MAX_SHOWN_DEPTH
@@ -74,9 +78,12 @@ class Enqueued:
 
 
 async def enqueue_job(client: QueueClient, registry: Registry | None, task: str, data: Any,
-                      options: JobOptions, max_bytes: int) -> Enqueued:
+                      options: JobOptions, max_bytes: int,
+                      telemetry: Telemetry | None = None) -> Enqueued:
     """Add a job for `task`; nothing is written unless the task is known, the data valid and a
-    custom job id acceptable. A custom id that exists adds nothing (BullMQ's dedupe)."""
+    custom job id acceptable. A custom id that exists adds nothing (BullMQ's dedupe).
+
+    With `telemetry`, the add runs in a PRODUCER span whose context the job carries."""
     if registry is not None and task not in registry:
         raise UnknownTaskError(task, registry.names())
     check_data(task, data, max_bytes)
@@ -85,10 +92,29 @@ async def enqueue_job(client: QueueClient, registry: Registry | None, task: str,
         existing = await client.get_job(options.job_id)
         if existing is not None:
             return Enqueued(existing.id, created=False, state=existing.state)
-    return Enqueued(await client.add(task, data, options), created=True)
+    if telemetry is None:
+        return Enqueued(await client.add(task, data, options), created=True)
+    with telemetry.add(client.name, task) as produced:
+        job_id = await client.add(task, data, dataclasses.replace(
+            options, telemetry_metadata=produced.metadata))
+        produced.added(job_id)
+    return Enqueued(job_id, created=True)
+
+
+async def enqueue_bulk(client: QueueClient, jobs: list[tuple[str, Any, JobOptions]],
+                       telemetry: Telemetry | None = None) -> list[str]:
+    """Add checked (task, data, options) triples in one round trip; with `telemetry`, in one
+    `addBulk` PRODUCER span whose context every job carries (as Node's addBulk)."""
+    if telemetry is None:
+        return await client.add_bulk(jobs)
+    with telemetry.add_bulk(client.name, [task for task, _data, _options in jobs]) as produced:
+        return await client.add_bulk([
+            (task, data, dataclasses.replace(options, telemetry_metadata=produced.metadata))
+            for task, data, options in jobs])
 
 
 async def enqueue(client: QueueClient, registry: Registry | None, task: str, data: Any,
-                  options: JobOptions, max_bytes: int) -> str:
+                  options: JobOptions, max_bytes: int,
+                  telemetry: Telemetry | None = None) -> str:
     """`enqueue_job`, returning only the job's id."""
-    return (await enqueue_job(client, registry, task, data, options, max_bytes)).id
+    return (await enqueue_job(client, registry, task, data, options, max_bytes, telemetry)).id

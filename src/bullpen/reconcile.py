@@ -3,17 +3,21 @@ they stand. Reconcile touches only the schedulers bullpen created (its ownership
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bullpen import cron, logs
 from bullpen.adapter import JobOptions, QueueClient, SchedulerRecord, now_ms
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.redis_lock import RedisLock
 from bullpen.runtime import heartbeat
+
+if TYPE_CHECKING:
+    from bullpen.telemetry.tracing import Telemetry
 
 log = logs.get("worker")
 
@@ -85,8 +89,10 @@ class Reconciler:
     """
 
     def __init__(self, client: QueueClient, schedules: list[ScheduledJob], options: JobOptions,
-                 worker_id: str = "", grace_ms: int = 30_000, lock_ttl_ms: int = 15_000) -> None:
+                 worker_id: str = "", grace_ms: int = 30_000, lock_ttl_ms: int = 15_000,
+                 telemetry: Telemetry | None = None) -> None:
         self.client = client
+        self.telemetry = telemetry
         self.schedules = schedules
         self.options = options
         self.worker_id = worker_id
@@ -142,11 +148,21 @@ class Reconciler:
         return now_ms() - since < self.grace_ms
 
     async def _upsert(self, schedule: ScheduledJob, record: SchedulerRecord | None) -> None:
+        if self.telemetry is None:
+            await self._upsert_with(schedule, record, self.options)
+            return
+        # As Node's upsertJobScheduler: every tick's job carries this span's context.
+        with self.telemetry.add(self.client.name, schedule.task_name, schedule.name) as produced:
+            await self._upsert_with(schedule, record, dataclasses.replace(
+                self.options, telemetry_metadata=produced.metadata))
+
+    async def _upsert_with(self, schedule: ScheduledJob, record: SchedulerRecord | None,
+                           options: JobOptions) -> None:
         keep = await self._pending_tick(schedule, record)
         upsert = functools.partial(
             self.client.upsert_scheduler, schedule.name, schedule.task_name, schedule.data,
             pattern=schedule.pattern, every_ms=schedule.every_ms, tz=schedule.tz,
-            options=self.options)
+            options=options)
         try:
             await upsert(keep_next_ms=keep)
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import re
 from collections.abc import Iterator
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
     bullpen_var_dir: Path = Path("var")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # OpenTelemetry traces, metrics and log ids, in Node BullMQ's names (the `otel` extra).
+    bullpen_otel: bool = False
 
     export_token_secret: SecretStr = SecretStr("")
     export_default_expiry_minutes: int = Field(15, ge=1, le=525_600)
@@ -92,6 +95,14 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bullpen_otel")
+    @classmethod
+    def _otel_installed(cls, value: bool) -> bool:
+        if value and not _installed("opentelemetry.trace"):
+            raise ValueError("OpenTelemetry is not installed; install the extra (pip install "
+                             "'bullpen[otel]') or set BULLPEN_OTEL=false")
+        return value
 
     @field_validator("worker_redis_url")
     @classmethod
@@ -142,6 +153,13 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.bullpen_env == "development"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 # Named like settings but read by something else: the PM2 recipe (its install directory), the

@@ -30,6 +30,7 @@ SCRIPT_SHA1 = {
     "updateProgress-3": "e992d1814b869c8def8e67ef117b3ed2cc95771f",
     "addLog-2": "eecb06ad6c96fa5da4fa8bca0ea7a1bf1bf62f18",
     "updateJobScheduler-12": "4da21b4a6efa92d4c0bdfc40e803ecc1e9ab4eb5",
+    "moveJobFromActiveToWait-9": "2f746a769bc3d182a0f73ace6bb7a4906faf5df9",
 }
 
 

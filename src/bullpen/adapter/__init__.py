@@ -4,15 +4,16 @@ port ships them), the port's Queue and JobScheduler for producing, PEP 8 records
 
 from bullpen.adapter.active import ActiveJob
 from bullpen.adapter.consumer import QueueWorker
+from bullpen.adapter.hooks import AttemptObserver, Operation
 from bullpen.adapter.options import JobOptions, WorkerOptions
 from bullpen.adapter.queue import QueueClient
 from bullpen.adapter.records import JOB_STATES, JobRecord, SchedulerRecord, now_ms
 from bullpen.adapter.redis_options import connection_kwargs, probe, quick_client
-from bullpen.adapter.runner import Processor
+from bullpen.adapter.runner import JobObserver, Processor
 from bullpen.adapter.worker_names import BullmqWorker
 
 __all__ = [
-    "JOB_STATES", "ActiveJob", "BullmqWorker", "JobOptions", "JobRecord", "Processor",
-    "QueueClient", "QueueWorker", "SchedulerRecord", "WorkerOptions", "connection_kwargs",
-    "now_ms", "probe", "quick_client",
+    "JOB_STATES", "ActiveJob", "AttemptObserver", "BullmqWorker", "JobObserver", "JobOptions",
+    "JobRecord", "Operation", "Processor", "QueueClient", "QueueWorker", "SchedulerRecord",
+    "WorkerOptions", "connection_kwargs", "now_ms", "probe", "quick_client",
 ]

@@ -8,6 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bullpen.adapter.hooks import AttemptObserver
 from bullpen.adapter.protocol import QueueCommands, refusal
 from bullpen.adapter.records import JobRecord
 from bullpen.errors import JobDecodeError
@@ -40,7 +41,7 @@ def decode_json(job_id: str, field: str, raw: bytes | None, default: Any) -> Any
 class ActiveJob:
     """A fetched job. The record is decoded on first use; writes go out in call order."""
 
-    __slots__ = ("_commands", "_record", "_tail", "fields", "id", "opts", "token")
+    __slots__ = ("_commands", "_record", "_tail", "attempt", "fields", "id", "opts", "token")
 
     def __init__(self, job_id: str, fields: dict[bytes, bytes], token: str,
                  commands: QueueCommands, opts: dict[str, Any]) -> None:
@@ -51,6 +52,8 @@ class ActiveJob:
         self._commands = commands
         self._record: JobRecord | None = None
         self._tail: asyncio.Future[None] | None = None
+        # What observes this attempt (tracing, metrics); None when nothing does.
+        self.attempt: AttemptObserver | None = None
 
     @property
     def record(self) -> JobRecord:

@@ -24,7 +24,7 @@ from bullpen.adapter.pipelining import PipeliningRedis
 from bullpen.adapter.plans import Plans
 from bullpen.adapter.protocol import QueueCommands, now_ms
 from bullpen.adapter.redis_options import connection_kwargs
-from bullpen.adapter.runner import JobRunner, Processor
+from bullpen.adapter.runner import JobObserver, JobRunner, Processor
 from bullpen.adapter.scripts import ScriptRegistry
 from bullpen.adapter.stalled import StalledChecker
 from bullpen.adapter.worker_names import default_worker_name, worker_client_name
@@ -53,12 +53,13 @@ class QueueWorker:
     """Consumes one queue with a processor, as a Node BullMQ worker would."""
 
     def __init__(self, url: str, queue_name: str, prefix: str, options: WorkerOptions,
-                 processor: Processor) -> None:
+                 processor: Processor, observer: JobObserver | None = None) -> None:
         self._connection = connection_kwargs(url)
         self._queue_name = queue_name
         self._prefix = prefix
         self._options = options
         self._processor = processor
+        self.observer = observer  # set before start(); it needs worker_id and name
         self.worker_id = uuid.uuid4().hex
         self.name = options.name or default_worker_name()
         self._running: _Running | None = None
@@ -87,7 +88,7 @@ class QueueWorker:
                                  options.max_stalled_count,
                                  on_stalled=on_stalled or (lambda _job_id: None))
         runner = JobRunner(commands, plans, fetcher, renewer, health, self._processor,
-                           options.lock_duration_ms)
+                           options.lock_duration_ms, self.observer)
         # Created in this order, so the first stalled check goes out before the first fetch.
         checker_task = asyncio.create_task(checker.run(), name="bullpen-stalled-check")
         self._spawn(waiter.connect())

@@ -62,6 +62,8 @@ class JobOptions:
     priority: int = 0
     keep_completed: int = 1000
     keep_failed: int = 5000
+    # Trace context for the worker's span (W3C carrier as JSON), stored where Node stores it.
+    telemetry_metadata: str | None = None
 
     def to_port(self) -> dict[str, Any]:
         opts: dict[str, Any] = {
@@ -76,4 +78,6 @@ class JobOptions:
             opts["jobId"] = self.job_id
         if self.priority:
             opts["priority"] = self.priority
+        if self.telemetry_metadata:
+            opts["tm"] = self.telemetry_metadata  # Node's optsAsJSON name for telemetry.metadata
         return opts

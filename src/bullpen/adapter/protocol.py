@@ -87,6 +87,9 @@ class QueueCommands:
         self._retry_keys = tuple(keys[name] for name in ("active", "wait", "paused"))
         self._retry_tail = tuple(keys[name] for name in (
             "meta", "events", "delayed", "prioritized", "pc", "marker", "stalled"))
+        self._to_wait_keys = tuple(keys[name] for name in (
+            "active", "wait", "stalled", "paused", "meta", "limiter", "prioritized", "marker",
+            "events"))
         self._stalled_keys = tuple(keys[name] for name in (
             "stalled", "wait", "active", "stalled-check", "meta", "paused", "marker", "events",
             "repeat"))
@@ -122,6 +125,13 @@ class QueueCommands:
             self.client, self._scripts["retryJob-11"], *self._retry_keys,
             self.job_key_prefix + job_id, *self._retry_tail, self.job_key_prefix, now_ms(),
             "RPUSH" if lifo else "LPUSH", job_id, token, fields)
+
+    async def move_to_wait(self, job_id: str, token: str) -> Any:
+        """Hand an active job back to the queue without counting an attempt (Node's
+        job.moveToWait): the limiter's wait (ms) or a refusal code."""
+        return await self.registry.call(
+            self.client, self._scripts["moveJobFromActiveToWait-9"], *self._to_wait_keys,
+            job_id, token, self.job_key_prefix + job_id)
 
     async def extend_locks(self, job_ids: list[str], tokens: list[str],
                            duration_ms: int) -> list[str]:

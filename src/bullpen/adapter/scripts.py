@@ -21,6 +21,7 @@ from bullpen.adapter.pipelining import Link
 WORKER_SCRIPTS = (
     "moveToActive-11", "moveToFinished-14", "moveToDelayed-11", "retryJob-11", "extendLocks-1",
     "moveStalledJobsToWait-9", "updateProgress-3", "addLog-2", "updateJobScheduler-12",
+    "moveJobFromActiveToWait-9",
 )
 
 

@@ -16,6 +16,7 @@ from bullpen.errors import BullpenError, RedisUnavailableError, SettingsError
 from bullpen.loader import Definitions, load_definitions
 from bullpen.redis_url import client_for, redact, resolve_url
 from bullpen.settings import Settings, load_settings
+from bullpen.telemetry import log_trace_ids
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ def settings() -> Settings:
         loaded = load_settings()
     except SettingsError as exc:
         fail(str(exc), 2)
-    logs.configure(loaded.log_level, loaded.log_format)
+    logs.configure(loaded.log_level, loaded.log_format, log_trace_ids(loaded))
     return loaded
 
 

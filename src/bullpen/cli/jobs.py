@@ -15,6 +15,7 @@ from bullpen.loader import load_registry
 from bullpen.logs import printable
 from bullpen.producer import Enqueued, enqueue_job, job_options, parse_json_data
 from bullpen.shown import as_text, fields_of
+from bullpen.telemetry import telemetry_for
 
 
 def _when(ms: int | None) -> str:
@@ -44,7 +45,7 @@ def enqueue_command(
 
     async def go(client: QueueClient) -> Enqueued:
         return await enqueue_job(client, registry, task, payload, options,
-                                 loaded.job_max_data_bytes)
+                                 loaded.job_max_data_bytes, telemetry_for(loaded))
 
     added = with_client(loaded, go)
     if not added.created:

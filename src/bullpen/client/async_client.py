@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from bullpen.adapter import JobOptions, QueueClient, connection_kwargs, probe
+from bullpen.cancellation import request_cancel
 from bullpen.client.app_exports import Exports
 from bullpen.client.job import Job, JobInfo, JobSpec
 from bullpen.client.waiter import JobWaiter
@@ -18,9 +19,10 @@ from bullpen.errors import ClientError, JobDataError, RedisUnavailableError, Unk
 from bullpen.exports.exporters import Exporter
 from bullpen.job_ids import check_job_id
 from bullpen.loader import importable_registry, load_exporters, load_registry
-from bullpen.producer import check_data, enqueue, job_options
+from bullpen.producer import check_data, enqueue, enqueue_bulk, job_options
 from bullpen.redis_url import redact, resolve_url
 from bullpen.settings import Settings, load_settings
+from bullpen.telemetry import telemetry_for
 
 MAX_PRIORITY = 2_097_152  # BullMQ's highest priority (2^21)
 POLL_INTERVAL_S = 5.0
@@ -61,6 +63,7 @@ class Client:
                  queue: str | None = None, check_tasks: bool | None = None,
                  poll_interval_s: float = POLL_INTERVAL_S) -> None:
         self.settings = resolve_settings(settings, redis_url, queue)
+        self._telemetry = telemetry_for(self.settings)
         self._check_tasks = check_tasks
         self._poll_interval_s = poll_interval_s
         self._queue: QueueClient | None = None
@@ -153,7 +156,7 @@ class Client:
         options = self._options(task, delay_ms, job_id, attempts, priority)
         payload = {} if data is None else data
         added = await enqueue(queue, self._registry, task, payload, options,
-                              self.settings.job_max_data_bytes)
+                              self.settings.job_max_data_bytes, self._telemetry)
         return Job(self, added, task)
 
     async def enqueue_many(self, jobs: Iterable[JobSpec | tuple[str, Any]]) -> list[Job]:
@@ -170,13 +173,24 @@ class Client:
                 spec.task, spec.delay_ms, spec.job_id, spec.attempts, spec.priority)))
         if not batch:
             return []
-        ids = await queue.add_bulk(batch)
+        ids = await enqueue_bulk(queue, batch, self._telemetry)
         return [Job(self, job_id, spec.task) for job_id, spec in zip(ids, specs, strict=True)]
 
     async def get_job(self, job_id: str) -> JobInfo | None:
         """A snapshot of the job (state, data, result or failure, attempts, times), or None."""
         record = await (await self._ready()).get_job(job_id)
         return JobInfo.of(record) if record is not None else None
+
+    async def cancel(self, job_id: str, reason: str | None = None) -> bool:
+        """Cancel a running (active) job, from any process; False when it is not running.
+
+        The bullpen worker running it signals its handler (`ctx.cancelled`; an `async def`
+        handler's task is cancelled where it awaits). The job then fails with the reason
+        "cancelled" (or "cancelled: <reason>") and is never retried, even if the handler runs
+        on and returns. A waiting or delayed job is not running: remove it instead. A job a
+        Node BullMQ worker holds is not cancelled (Node workers do not listen).
+        """
+        return await request_cancel(await self._ready(), job_id, reason)
 
     def job(self, job_id: str) -> Job:
         """A handle to an existing job by id (for example one enqueued by an earlier request)."""

@@ -77,6 +77,8 @@ class JobSource(Protocol):
     async def _outcome(self, job_id: str, timeout_s: float | None) -> tuple[str, Any, str | None]:
         ...
 
+    async def cancel(self, job_id: str, reason: str | None = None) -> bool: ...
+
 
 class Job:
     """A job enqueued by (or looked up through) a `Client`: its `id`, and ways to follow it.
@@ -122,6 +124,10 @@ class Job:
         """The job's state now; "unknown" if it does not exist (never added, or removed)."""
         info = await self._source.get_job(self.id)
         return info.state if info is not None else "unknown"
+
+    async def cancel(self, reason: str | None = None) -> bool:
+        """Cancel the job if it is running (see `Client.cancel`); False if it is not."""
+        return await self._source.cancel(self.id, reason)
 
     async def info(self) -> JobInfo:
         """A snapshot of the job; JobNotFoundError if it does not exist."""

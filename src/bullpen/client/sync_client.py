@@ -117,6 +117,10 @@ class SyncClient:
     def job(self, job_id: str) -> SyncJob:
         return SyncJob(self, self._client.job(job_id))
 
+    def cancel(self, job_id: str, reason: str | None = None) -> bool:
+        """As `Client.cancel`: signal the running job's handler; False if it is not running."""
+        return self.run(self._client.cancel(job_id, reason))
+
     @classmethod
     def default(cls) -> SyncClient:
         """The process-wide client `task.enqueue_sync` uses: made from the settings on first
@@ -162,6 +166,9 @@ class SyncJob:
 
     def info(self) -> JobInfo:
         return self._client.run(self._job.info())
+
+    def cancel(self, reason: str | None = None) -> bool:
+        return self._client.run(self._job.cancel(reason))
 
 
 class SyncExports:

@@ -89,8 +89,9 @@ class JobWaiter:
                  poll_interval_s: float) -> None:
         # redis-py gives each concurrent pipeline a pooled connection of its own; a pool of
         # one that blocks makes every wait's check share a single connection.
+        # decode_responses goes to the pool: a client given a pool ignores its own.
         self._redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool(
-            max_connections=1, **connection), decode_responses=True)
+            max_connections=1, decode_responses=True, **connection))
         self._connection = connection
         self._keys = keys
         self._poll_interval_s = poll_interval_s

@@ -8,11 +8,14 @@ import logging
 import os
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from bullpen import logs
 from bullpen.adapter import QueueClient, QueueWorker, WorkerOptions
+from bullpen.cancellation import CancelListener
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.definitions.task import Registry
+from bullpen.errors import JobCancelledError
 from bullpen.logs import printable
 from bullpen.producer import job_options
 from bullpen.reconcile import Reconciler, declared_digests, log_result
@@ -22,12 +25,23 @@ from bullpen.runtime.dispatch import Dispatcher
 from bullpen.runtime.series import MINUTE_MS
 from bullpen.runtime.stop import STOP_SIGNALS, StopRequests
 from bullpen.settings import Settings, unknown_variables
+from bullpen.telemetry import observer_for, telemetry_for
+
+if TYPE_CHECKING:
+    from bullpen.telemetry.tracing import Telemetry
 
 log = logs.get("worker")
 
 # A registered schedule nobody declares any more is replaced after this many heartbeats:
 # long enough that a worker's restart does not count as leaving.
 DEFER_GRACE_BEATS = 6
+SHUTDOWN_NOTICE_MAX_S = 5.0
+
+
+def shutdown_notice_s(timeout_s: float) -> float:
+    """How long before the shutdown timeout handlers get the cancel signal: a fifth of it,
+    at most 5 s (5 s with the default 30 s)."""
+    return min(SHUTDOWN_NOTICE_MAX_S, timeout_s / 5)
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
@@ -91,6 +105,14 @@ class WorkerProcess:
         dispatcher = Dispatcher(self.registry, settings, client, settings.worker_concurrency)
         worker = QueueWorker(self.url, settings.worker_default_queue, settings.worker_prefix,
                              worker_options(settings), dispatcher)
+        telemetry = telemetry_for(settings)
+        if telemetry is not None:
+            telemetry.warn_if_unconfigured(log)
+            worker.observer = observer_for(telemetry, settings.worker_default_queue,
+                                           worker.worker_id, worker.name)
+        listener = CancelListener(self.url, client.keys, lambda: dispatcher.running,
+                                  dispatcher.deliver)
+        listening = asyncio.create_task(listener.run(), name="bullpen-cancel-listener")
         worker.start(on_error=lambda exc: log.warning("Worker error: %s: %s",
                                                       type(exc).__name__, exc),
                      on_connection=self._on_connection, on_stalled=_log_stalled)
@@ -98,9 +120,16 @@ class WorkerProcess:
         log.info("Worker started and ready to process jobs from queue: %s",
                  settings.worker_default_queue)
         beats = asyncio.create_task(self._heartbeats(client, worker, dispatcher))
-        await self._register_schedules(client, worker.worker_id)
+        await self._register_schedules(client, worker.worker_id, telemetry)
         await self.stop.wait()
-        finished = await worker.close(settings.worker_shutdown_timeout_s)
+        timeout_s = settings.worker_shutdown_timeout_s
+        # Handlers see the cancel signal shortly before the worker abandons their jobs.
+        warning = asyncio.get_running_loop().call_later(
+            timeout_s - shutdown_notice_s(timeout_s), dispatcher.cancel_all,
+            JobCancelledError(shutdown=True))
+        finished = await worker.close(timeout_s)
+        warning.cancel()
+        listening.cancel()
         beats.cancel()
         # Redis may be gone: the client retries for minutes, so each farewell gets 2 s.
         for farewell in (dispatcher.stats.flush(client),
@@ -116,12 +145,14 @@ class WorkerProcess:
         log.info("Worker stopped")
         return 0
 
-    async def _register_schedules(self, client: QueueClient, worker_id: str) -> None:
+    async def _register_schedules(self, client: QueueClient, worker_id: str,
+                                  telemetry: Telemetry | None) -> None:
         """Reconcile at start-up, then again while a schedule is deferred (see Reconciler)."""
         log.info("Initializing scheduled jobs...")
         interval_s = self.settings.worker_heartbeat_interval_s
         reconciler = Reconciler(client, self.schedules, job_options(self.settings), worker_id,
-                                grace_ms=int(interval_s * DEFER_GRACE_BEATS * 1000))
+                                grace_ms=int(interval_s * DEFER_GRACE_BEATS * 1000),
+                                telemetry=telemetry)
         logged = False
         while not self.stop.is_set():
             try:

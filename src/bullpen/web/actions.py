@@ -10,9 +10,11 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from bullpen.cancellation import request_cancel
 from bullpen.errors import ActionError, BullpenError, ExportError
 from bullpen.exports.service import ExportService
 from bullpen.producer import enqueue, job_options
+from bullpen.telemetry import telemetry_for
 from bullpen.web.state import WebState
 
 
@@ -108,6 +110,15 @@ async def bulk(state: WebState, action: str, ids: list[str]) -> BulkResult:
     return result
 
 
+async def cancel(state: WebState, job_id: str) -> None:
+    """Ask the worker running the job to cancel it (it then fails as "cancelled")."""
+    if await request_cancel(state.client, job_id):
+        return
+    current = await _job_state(state, job_id)
+    raise ActionError(f"job {job_id!r} is {current}, not running; only active jobs can be "
+                      "cancelled (remove a waiting or delayed job instead)", 409)
+
+
 async def set_paused(state: WebState, paused: bool) -> None:
     await (state.client.pause() if paused else state.client.resume())
 
@@ -130,7 +141,7 @@ async def enqueue_task(state: WebState, task: str, data: Any, delay_ms: int = 0)
     options = dataclasses.replace(job_options(state.settings), delay_ms=delay_ms)
     try:
         return await enqueue(state.client, state.registry, task, data, options,
-                             state.settings.job_max_data_bytes)
+                             state.settings.job_max_data_bytes, telemetry_for(state.settings))
     except BullpenError as exc:
         raise ActionError(str(exc)) from exc
 

@@ -178,6 +178,7 @@ def routes(with_exports: bool) -> list[BaseRoute]:
         Route("/api/jobs/{job_id:path}/retry", _job_action(actions.retry), methods=["POST"]),
         Route("/api/jobs/{job_id:path}/remove", _job_action(actions.remove), methods=["POST"]),
         Route("/api/jobs/{job_id:path}/promote", _job_action(actions.promote), methods=["POST"]),
+        Route("/api/jobs/{job_id:path}/cancel", _job_action(actions.cancel), methods=["POST"]),
         Route("/api/queue/retry-failed", json_endpoint(retry_failed), methods=["POST"]),
         Route("/api/queue/pause", json_endpoint(pause), methods=["POST"]),
         Route("/api/queue/resume", json_endpoint(resume), methods=["POST"]),

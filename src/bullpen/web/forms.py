@@ -66,6 +66,13 @@ async def _promote(request: Request, state: WebState) -> tuple[str, str | None]:
     return f"Job {job_id} promoted: it runs now.", None
 
 
+async def _cancel(request: Request, state: WebState) -> tuple[str, str | None]:
+    job_id = job_id_of(request)
+    await actions.cancel(state, job_id)
+    return (f"Job {job_id}: cancel requested; it fails as cancelled once its handler stops.",
+            None)
+
+
 async def _retry_all(request: Request, state: WebState) -> tuple[str, str | None]:
     count = await actions.retry_all_failed(state)
     return f"{count} failed job(s) queued for retry.", None
@@ -190,6 +197,7 @@ def routes(with_exports: bool) -> list[BaseRoute]:
         Route("/job/{job_id:path}/retry", form_action(_retry), methods=post),
         Route("/job/{job_id:path}/remove", form_action(_remove), methods=post),
         Route("/job/{job_id:path}/promote", form_action(_promote), methods=post),
+        Route("/job/{job_id:path}/cancel", form_action(_cancel), methods=post),
         Route("/queue/retry-failed", form_action(_retry_all, "/jobs/failed"), methods=post),
         Route("/queue/pause", form_action(_pause), methods=post),
         Route("/queue/resume", form_action(_resume), methods=post),
