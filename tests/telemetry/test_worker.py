@@ -127,7 +127,8 @@ async def test_an_isolated_handler_s_spans_are_children_of_its_job_s_span(
     with running_worker(observed) as worker:
         async with Client() as client:
             assert await (await client.enqueue("traced.isolated")).wait(timeout=30) == "child"
-        spans = _worker_spans(observed, "user-child-work", 1)
+        _worker_spans(observed, "user-child-work", 1)  # the child's, written by the child
+        spans = _worker_spans(observed, f"process {queue_name}", 1)  # the worker's, after it
     child, process = one(spans, "user-child-work"), one(spans, f"process {queue_name}")
     assert child["parent_id"] == process["span_id"] and child["trace_id"] == process["trace_id"]
     assert child["pid"] != worker.popen.pid == process["pid"]
