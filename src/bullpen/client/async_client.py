@@ -153,7 +153,7 @@ class Client:
 
     def queue_of(self, task: str) -> str:
         """The queue a job for `task` goes to: its declared queue (when the app's tasks are
-        importable here), else the default queue."""
+        importable here; they are loaded when the client opens), else the default queue."""
         return route(self._registry, task, self.settings.worker_default_queue)
 
     async def enqueue(self, task: str, data: Any = None, *, delay_ms: int = 0,
