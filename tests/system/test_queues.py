@@ -117,6 +117,40 @@ async def test_one_worker_runs_two_queues_each_at_its_own_concurrency(
     assert max_overlap(by_queue[slow]) == 1  # --queue <slow>=1
 
 
+LIMIT_MAX, LIMIT_WINDOW_MS, LIMITED_JOBS = 2, 1000, 6
+
+
+async def test_each_queue_has_its_own_rate_limit(
+        slow_env: dict[str, str], queues: tuple[str, str],
+        clients: tuple[QueueClient, QueueClient]) -> None:
+    env = {**slow_env, "WORKER_LIMITER_MAX": str(LIMIT_MAX),
+           "WORKER_LIMITER_DURATION": str(LIMIT_WINDOW_MS)}
+    for client in clients:
+        for n in range(LIMITED_JOBS):
+            await client.add("test.span", {"n": n}, JobOptions())
+    worker = start(env, *queues)
+    try:
+        for client in clients:
+            await finished(client, LIMITED_JOBS)
+    finally:
+        stop(worker)
+    starts = {queue: sorted(run["at_ms"] for found in spans(queues[0]).values()
+                            for run in found if run["queue"] == queue and run["event"] == "start")
+              for queue in queues}
+    for queue, times in starts.items():
+        assert len(times) == LIMITED_JOBS
+        # BullMQ counts fixed windows: a start and the one 2 x max later are in windows at
+        # least one whole window apart (less a little clock jitter between the processes).
+        reach = 2 * LIMIT_MAX
+        assert all(later - at >= LIMIT_WINDOW_MS - 50
+                   for at, later in zip(times, times[reach:], strict=False)), (queue, times)
+    # One limiter shared by both queues would need 12 / 2 = 6 windows: at least 4 between the
+    # first and the last start. Two limiters run both queues' windows side by side.
+    everything = sorted(at for times in starts.values() for at in times)
+    shared_minimum_ms = (2 * LIMITED_JOBS // LIMIT_MAX - 2) * LIMIT_WINDOW_MS
+    assert everything[-1] - everything[0] < shared_minimum_ms, starts
+
+
 SLOW_BLOCK_S = 3.0
 # A fast job must start well within one slow job's run: sharing a pool (or a slot) with the
 # slow queue it would wait for the slow job to end, SLOW_BLOCK_S later.
