@@ -51,10 +51,23 @@ async def clients(redis_url: str, queues: tuple[str, str]
     await slow.close()
 
 
+STARTED: list[Proc] = []
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_workers() -> Iterator[None]:
+    """Workers a failed test left running are killed (a passing test stops its own)."""
+    yield
+    for proc in STARTED:
+        proc.kill()
+    STARTED.clear()
+
+
 def start(env: dict[str, str], *queue_args: str) -> Proc:
     """`bullpen worker --queue …` once every queue it serves says it is ready."""
     args = [part for spec in queue_args for part in ("--queue", spec)]
     proc = Proc(["worker", *args], env)
+    STARTED.append(proc)
     for spec in queue_args:
         proc.wait_for(f"ready to process jobs from queue: {spec.partition('=')[0]}", 30)
     return proc
@@ -454,6 +467,7 @@ async def test_processes_and_dev_pass_their_queues_to_each_child(
     for done, (mode, children) in enumerate(((["--processes", "2"], 2), (["--dev"], 1)),
                                             start=1):
         proc = Proc(["worker", *mode, "--queue", f"{slow}=1"], slow_env)
+        STARTED.append(proc)
         try:
             eventually(lambda proc=proc, children=children:  # type: ignore[misc]
                        proc.output.count(ready) == children, timeout=30)
