@@ -86,13 +86,14 @@ def offline_env(queue_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.fixture
 def env(offline_env: dict[str, str], redis_url: str, monkeypatch: pytest.MonkeyPatch
         ) -> Iterator[dict[str, str]]:
-    """`offline_env` with the test Redis; the queue's keys are deleted afterwards."""
+    """`offline_env` with the test Redis; the keys of the queue and of queues named after it
+    (`<queue>-slow`) are deleted afterwards."""
     monkeypatch.setenv("WORKER_REDIS_URL", redis_url)
     yield {**offline_env, "WORKER_REDIS_URL": redis_url}
     queue = offline_env["WORKER_DEFAULT_QUEUE"]
     sync = redis.Redis.from_url(redis_url)
     try:
-        keys = list(sync.scan_iter(match=f"bull:{queue}:*", count=1000))
+        keys = list(sync.scan_iter(match=f"bull:{queue}[:-]*", count=1000))
         for start in range(0, len(keys), 500):
             sync.delete(*keys[start:start + 500])
     finally:

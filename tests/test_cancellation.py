@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from bullpen import Client, JobFailedError
 from bullpen.cancellation import RECONNECT_DELAY_S
-from bullpen.runtime.process import shutdown_notice_s
+from bullpen.runtime.served_queue import shutdown_notice_s
 from tests.helpers import APPS_DIR, REPO
 from tests.helpers.processes import running_worker, start_worker
 from tests.helpers.redis_server import PrivateRedis

@@ -24,6 +24,15 @@ def send_invoice(data: dict[str, Any]) -> str:
     return f"invoice {data['order_id']} sent"
 
 
+# A slow task on a queue of its own: a worker started with `--queue reports` runs it, so long
+# reports never hold up the default queue's jobs. `bullpen enqueue`, the client and the
+# dashboard send its jobs there by themselves.
+@task("report.build", queue="reports")
+def build_report(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    ctx.log(f"building the report for {data.get('month', 'this month')}")
+    return {"month": data.get("month"), "rows": 3}
+
+
 task_handlers = {
     "digest.send": send_digest,
     "cache.warm": warm_cache,

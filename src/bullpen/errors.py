@@ -22,6 +22,10 @@ class ScheduleError(BullpenError):
     """A declared schedule is invalid (pattern, zone, task, duplicate name)."""
 
 
+class QueueNameError(BullpenError):
+    """A queue name (declared, configured or given on the command line) cannot be used."""
+
+
 class TaskError(BullpenError):
     """A task name is unknown or a task module cannot be loaded."""
 

@@ -22,6 +22,7 @@ from bullpen.errors import TaskError
 from bullpen.exports import function_exporter
 from bullpen.exports.exporters import Exporter, exporters
 from bullpen.schedules import scheduled_jobs
+from bullpen.settings import Settings
 from bullpen.tasks import task_handlers
 from bullpen.tasks.create_export import export_task
 
@@ -32,6 +33,19 @@ class Definitions:
 
     registry: Registry
     schedules: list[ScheduledJob]
+
+    def schedules_on(self, queue: str, default_queue: str) -> list[ScheduledJob]:
+        """The schedules whose ticks run on `queue`."""
+        return [item for item in self.schedules
+                if (item.queue_in(self.registry) or default_queue) == queue]
+
+    def queues(self, settings: Settings) -> list[str]:
+        """Every queue bullpen knows of: the default queue first, then those of WORKER_QUEUES,
+        of declared tasks and of declared schedules, by name."""
+        default = settings.worker_default_queue
+        named = {spec.name for spec in settings.queue_specs} | set(self.registry.queues) | {
+            item.queue_in(self.registry) or default for item in self.schedules}
+        return [default, *sorted(named - {default})]
 
 
 def _make_app_importable() -> None:
@@ -92,10 +106,28 @@ def load_exporters(app: str | None) -> dict[str, Exporter]:
     return found
 
 
+def _task_queues(app: str, module: ModuleType | None) -> dict[str, str]:
+    """Task → queue: `<app>.tasks.task_queues`, and the `queue=` of each `@task`."""
+    listed = getattr(module, "task_queues", {}) if module is not None else {}
+    if not isinstance(listed, Mapping):
+        raise TaskError(f"{app}.tasks.task_queues must be a dict of task name → queue name, "
+                        f"got {type(listed)}")
+    queues = {str(name): queue for name, queue in listed.items()}
+    for declared in declared_in(app):
+        if declared.queue is None:
+            continue
+        if queues.get(declared.name, declared.queue) != declared.queue:
+            raise TaskError(f"task {declared.name!r} is put on queue {declared.queue!r} by @task "
+                            f"in {declared.module} and on {queues[declared.name]!r} by "
+                            f"{app}.tasks.task_queues; name its queue in one place")
+        queues[declared.name] = declared.queue
+    return queues
+
+
 def load_registry(app: str | None) -> Registry:
     """bullpen's task_handlers, extended (and overridable) by the app's: `<app>.tasks`'s
     `task_handlers` dict and every `@task` declared in the app's package; `exports.create`
-    sees the app's exporters."""
+    sees the app's exporters. Queues come from `task_queues` and `@task(queue=…)`."""
     handlers: dict[str, Handler] = dict(task_handlers)
     if not app:
         return Registry(handlers)
@@ -110,7 +142,7 @@ def load_registry(app: str | None) -> Registry:
     app_exporters = load_exporters(app)
     if app_exporters.keys() != exporters.keys():
         handlers["exports.create"] = export_task(app_exporters)
-    return Registry(handlers)
+    return Registry(handlers, _task_queues(app, module))
 
 
 def importable_registry(app: str | None) -> Registry | None:

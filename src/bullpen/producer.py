@@ -11,6 +11,7 @@ from bullpen.adapter import JobOptions, QueueClient
 from bullpen.definitions.task import Registry
 from bullpen.errors import JobDataError, UnknownTaskError
 from bullpen.job_ids import check_job_id
+from bullpen.queue_names import check_queue_name
 from bullpen.settings import Settings
 from bullpen.shown import MAX_SHOWN_DEPTH, depth
 
@@ -30,6 +31,16 @@ def job_options(settings: Settings) -> JobOptions:
         keep_completed=settings.worker_keep_completed,
         keep_failed=settings.worker_keep_failed,
     )
+
+
+def route(registry: Registry | None, task: str, default_queue: str,
+          queue: str | None = None) -> str:
+    """The queue a job for `task` goes to: `queue` when given, else the task's declared queue
+    (known when the registry is), else the default queue."""
+    if queue is not None:
+        return check_queue_name(queue, f"job for task {task!r}")
+    declared = registry.queue_of(task) if registry is not None else None
+    return declared or default_queue
 
 
 def check_data(task: str, data: Any, max_bytes: int) -> None:

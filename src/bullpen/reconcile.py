@@ -192,17 +192,19 @@ async def reconcile(client: QueueClient, schedules: list[ScheduledJob], options:
     return await Reconciler(client, schedules, options, lock_ttl_ms=lock_ttl_ms).run()
 
 
-def log_result(result: ReconcileResult, schedules: list[ScheduledJob]) -> None:
-    """One "Scheduled job registered" line per schedule, then the diff."""
+def log_result(result: ReconcileResult, schedules: list[ScheduledJob], where: str = "") -> None:
+    """One "Scheduled job registered" line per schedule, then the diff; `where` names the queue
+    (" on queue exports") in a worker serving several."""
     for schedule in schedules:
-        log.info("Scheduled job registered: %s (%s)", schedule.name, schedule.repeat_text)
+        log.info("Scheduled job registered: %s (%s)%s", schedule.name, schedule.repeat_text,
+                 where)
     for name in result.removed:
-        log.info("Scheduled job removed: %s (no longer declared)", name)
+        log.info("Scheduled job removed: %s (no longer declared%s)", name, where)
     log_deferred(result)
     if result.foreign:
-        log.info("Left alone %d scheduler(s) bullpen did not create: %s",
-                 len(result.foreign), ", ".join(result.foreign))
-    log.info("Schedules reconciled: %s", result.summary())
+        log.info("Left alone %d scheduler(s) bullpen did not create%s: %s",
+                 len(result.foreign), where, ", ".join(result.foreign))
+    log.info("Schedules reconciled%s: %s", where, result.summary())
 
 
 def log_deferred(result: ReconcileResult) -> None:

@@ -14,8 +14,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bullpen.errors import SettingsError
+from bullpen.errors import QueueNameError, SettingsError
 from bullpen.keyspace import Keyspace
+from bullpen.queue_names import QueueSpec, parse_queue_specs
 from bullpen.redis_address import RedisUrlError, redact
 from bullpen.redis_address import parse as parse_redis_url
 
@@ -42,6 +43,7 @@ class Settings(BaseSettings):
 
     worker_default_queue: str = Field("dojo-slims", min_length=1, max_length=200,
                                       pattern=r"^[^:\s]+$")
+    worker_queues: str = Field("", description="queues a worker consumes: NAME[=CONCURRENCY],…")
     worker_redis_url: str | None = None
     worker_prefix: str = Field("bull", min_length=1, max_length=100, pattern=r"^[^:\s]+$")
     worker_concurrency: int = Field(5, ge=1, le=10_000)
@@ -114,6 +116,15 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc).removeprefix("Redis URL: ")) from None
         return value
 
+    @field_validator("worker_queues")
+    @classmethod
+    def _queues(cls, value: str) -> str:
+        try:
+            parse_queue_specs(split_list(value), "entry")
+        except QueueNameError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("bullpen_var_dir", "export_dir", mode="before")
     @classmethod
     def _directory(cls, value: Any) -> Any:
@@ -149,6 +160,12 @@ class Settings(BaseSettings):
     def keyspace(self) -> Keyspace:
         """bullpen's Redis keys for the default queue."""
         return Keyspace(self.worker_prefix, self.worker_default_queue)
+
+    @property
+    def queue_specs(self) -> list[QueueSpec]:
+        """The queues `bullpen worker` consumes: WORKER_QUEUES, or the default queue."""
+        listed = parse_queue_specs(split_list(self.worker_queues), "WORKER_QUEUES")
+        return listed or [QueueSpec(self.worker_default_queue)]
 
     @property
     def is_development(self) -> bool:

@@ -138,3 +138,37 @@ def test_enqueue_and_jobs_fail_within_a_second_when_redis_is_down(
         assert result.returncode == 1, result.stderr
         assert f"Redis at {server.url} does not answer" in result.stderr
         assert elapsed_s < 1.0, f"bullpen {command[0]} took {elapsed_s:.2f} s to fail"
+
+
+def test_jobs_job_and_schedules_cover_every_known_queue_or_the_one_named(
+        env: dict[str, str]) -> None:
+    default = env["WORKER_DEFAULT_QUEUE"]
+    reports = f"{default}-reports"
+    several = {**env, "WORKER_QUEUES": f"{default},{reports}"}
+    for queue in (default, reports):  # job 1 of each queue, each queue numbering its own
+        added = run_cli(["enqueue", "health.check", "--queue", queue, "--delay", "60000",
+                         "--data", json.dumps({"on": queue})], several)
+        assert added.stdout.strip() == "1", added.stderr
+    listed = run_cli(["jobs", "--state", "delayed"], several).stdout.splitlines()
+    assert [line.split(":")[0] for line in listed if line.startswith("queue ")] == [
+        f"queue {default}", f"queue {reports}"]
+    as_json = json.loads(run_cli(["jobs", "--state", "delayed", "--json"], several).stdout)
+    assert [(view["queue"], view["counts"]["delayed"]) for view in as_json["queues"]] == [
+        (default, 1), (reports, 1)]
+    one = json.loads(run_cli(["jobs", "--queue", reports, "--json"], several).stdout)
+    assert one["queue"] == reports and one["counts"]["delayed"] == 1
+    both = run_cli(["job", "1"], several)
+    assert both.returncode == 1
+    assert f"job '1' exists in queues {default}, {reports}" in both.stderr
+    assert "--queue" in both.stderr
+    picked = json.loads(run_cli(["job", "1", "--queue", reports, "--json"], several).stdout)
+    assert picked["data"] == {"on": reports} and picked["queue"] == reports
+    rows = json.loads(run_cli(["schedules", "--json"], several).stdout)
+    assert [(row["name"], row["queue"]) for row in rows] == [("cleanup-exports-hourly", default)]
+    text = run_cli(["schedules"], several).stdout
+    assert f"cleanup-exports-hourly -> exports.cleanup  [missing]  on queue {default}" in text
+    # A queue no declaration names (a Node app's) is reached by name; a bad name is refused.
+    elsewhere = run_cli(["jobs", "--queue", f"{default}-node"], several)
+    assert elsewhere.returncode == 0 and "waiting=0" in elsewhere.stdout
+    refused = run_cli(["jobs", "--queue", "a:b"], several)
+    assert refused.returncode == 2 and "--queue: queue name 'a:b' cannot be used" in refused.stderr

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 
-from bullpen import Client, SyncClient, task
+from bullpen import Client, JobSpec, SyncClient, task
 from bullpen.errors import ClientError, TaskError
 from bullpen.loader import load_registry
 from tests.helpers.processes import run_cli, running_worker
@@ -76,4 +77,51 @@ def test_an_isolated_task_runs_in_a_child_of_the_worker(client_app_env: dict[str
     with running_worker(client_app_env) as worker, SyncClient() as client:
         ran = client.enqueue("client.where").wait(timeout=30)
         assert ran["parent"] == worker.popen.pid != ran["pid"]
+    assert "Traceback" not in worker.output
+
+
+QUEUED_APP = '''
+from bullpen import task
+
+@task("queued.work", queue={queue!r})
+async def work(data, ctx):
+    return {{"queue": ctx.queue.name, "n": data.get("n")}}
+
+@task("queued.here")
+async def here(data, ctx):
+    return {{"queue": ctx.queue.name, "n": data.get("n")}}
+'''
+
+
+async def test_a_task_on_its_own_queue_is_routed_there_by_every_client_call(
+        env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    default = env["WORKER_DEFAULT_QUEUE"]
+    slow = f"{default}-slow"
+    app = f"queued_app_{default.replace('-', '_')}"
+    (tmp_path / app).mkdir()
+    (tmp_path / app / "__init__.py").write_text("")
+    (tmp_path / app / "tasks.py").write_text(QUEUED_APP.format(queue=slow))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("BULLPEN_APP", app)
+    app_env = {**env, "BULLPEN_APP": app, "PYTHONPATH": str(tmp_path)}
+    tasks = importlib.import_module(f"{app}.tasks")
+    with running_worker(app_env, "--queue", default, "--queue", slow) as worker:
+        async with Client() as client:
+            assert client.queue_of("queued.work") == slow
+            decorated = await tasks.work.enqueue({"n": 1})
+            by_name = await client.enqueue("queued.work", {"n": 2})
+            moved = await client.enqueue("queued.here", {"n": 3}, queue=slow)
+            batch = await client.enqueue_many([("queued.here", {"n": 4}),
+                                               JobSpec("queued.work", {"n": 5})])
+            jobs = [decorated, by_name, moved, *batch]
+            assert [job.queue for job in jobs] == [slow, slow, slow, default, slow]
+            results = [await job.wait(timeout=15) for job in jobs]
+            assert results == [{"queue": job.queue, "n": n} for job, n in zip(jobs, range(1, 6),
+                                                                               strict=True)]
+            info = await client.get_job(by_name.id, queue=slow)
+            assert info is not None and info.queue == slow and info.result["n"] == 2
+            assert await client.job(by_name.id, queue=slow).wait(timeout=5) == results[1]
+        with SyncClient() as sync:
+            job = tasks.work.enqueue_sync({"n": 6}, client=sync)
+            assert job.queue == slow and job.wait(timeout=15) == {"queue": slow, "n": 6}
     assert "Traceback" not in worker.output

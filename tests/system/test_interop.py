@@ -115,6 +115,42 @@ async def test_bullpen_enqueue_to_node_worker_round_trips_data_and_result(
     assert record is not None and record.state == "completed" and record.return_value == expected
 
 
+async def test_node_and_bullpen_share_a_second_queue_both_ways(
+        app_env: dict[str, str], client: QueueClient) -> None:
+    url, default = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]
+    second = f"{default}-second"
+    env = {**app_env, "SAMPLE_TASK_QUEUES": json.dumps({"test.record": second})}
+    other = QueueClient(url, second)
+    worker = start_worker(env, "--queue", default, "--queue", f"{second}=2")
+    try:
+        worker.wait_for(f"ready to process jobs from queue: {second}")
+        from_node = node(url, second, "add", "test.record", json.dumps(DATA))[0]
+    finally:
+        worker.signal()
+        worker.wait()
+    assert from_node["returnvalue"] == {"echo": DATA}
+    assert [run["queue"] for run in recorded_runs(default)
+            if run["job_id"] == from_node["id"]] == [second]  # ran once, by bullpen, there
+    peer = NodeWorker(url, second, seconds=30)
+    try:
+        enqueued = run_cli(["enqueue", "test.record", "--data", json.dumps(DATA)], env)
+        assert enqueued.returncode == 0 and f"on queue {second}" in enqueued.stderr
+        job_id = enqueued.stdout.strip()
+        eventually(lambda: peer.finished(job_id) is not None, timeout=15)
+    finally:
+        peer.stop()
+    try:
+        record = await other.get_job(job_id)
+        assert record is not None and record.state == "completed"
+        assert record.return_value == {"node": True, "name": "test.record", "data": DATA}
+        assert (await client.get_counts(["completed"]))["completed"] == 0  # none on the default
+        counts = node(url, second, "counts")[0]
+        listed = json.loads(run_cli(["jobs", "--queue", second, "--json"], env).stdout)
+        assert counts["completed"] == listed["counts"]["completed"] == 2
+    finally:
+        await other.close()
+
+
 async def test_schedulers_are_listed_by_the_other_side(
         app_env: dict[str, str], client: QueueClient) -> None:
     url, queue = app_env["WORKER_REDIS_URL"], app_env["WORKER_DEFAULT_QUEUE"]

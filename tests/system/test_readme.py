@@ -1,5 +1,6 @@
-"""The README's "First run" runs as written: its shell blocks in order, from the root of a fresh
-copy of the repository, in an environment holding only what the text sets.
+"""The README's "First run" (and docs/scaling.md's "Try it") runs as written: its shell blocks in
+order, from the root of a fresh copy of the repository, in an environment holding only what the
+text sets.
 
 A block whose last command runs until stopped (`make worker`, `bullpen worker`) plays the first
 terminal: it is started, watched for its documented lines, and stopped with Ctrl-C (SIGINT to
@@ -29,8 +30,12 @@ READY_TIMEOUT_S = 60
 
 def _first_run() -> list[tuple[str, str]]:
     """(kind, body) of each fenced block of the README's First run section, in order."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## First run\n", 1)[1].split("\n## ", 1)[0]
+    return _section_blocks("README.md", "\n## First run\n", "\n## ")
+
+
+def _section_blocks(document: str, heading: str, end: str) -> list[tuple[str, str]]:
+    text = (REPO / document).read_text(encoding="utf-8")
+    section = text.split(heading, 1)[1].split(end, 1)[0]
     return re.findall(r"```(bash|text)\n(.*?)```", section, re.S)
 
 
@@ -100,13 +105,34 @@ def _wait_for(terminal: Terminal, lines: str) -> None:
 
 @pytest.mark.timeout(300)
 def test_the_first_run_section_works_as_written(tmp_path: Path) -> None:
+    blocks = _first_run()
+    assert [kind for kind, _ in blocks].count("bash") >= 4
+    _walk(blocks, tmp_path)
+
+
+@pytest.mark.timeout(300)
+def test_the_several_queues_walkthrough_works_as_written(tmp_path: Path) -> None:
+    blocks = _section_blocks("docs/scaling.md", "\n### Try it\n", "\n## ")
+    assert [kind for kind, _ in blocks].count("bash") == 2
+    _walk(blocks, tmp_path)
+
+
+def test_the_scaling_docs_quote_the_example_app_verbatim() -> None:
+    text = (REPO / "docs" / "scaling.md").read_text(encoding="utf-8")
+    quoted = re.findall(r"```python\n# (examples/\S+\.py)\n(.*?)```", text, re.S)
+    assert quoted
+    for path, block in quoted:
+        assert block.strip() in (REPO / path).read_text(encoding="utf-8"), path
+
+
+def _walk(blocks: list[tuple[str, str]], tmp_path: Path) -> None:
+    """Each bash block in a terminal of its own (a long-running one stays up as the first
+    terminal), each text block checked against the output before it."""
     project = tmp_path / "bullpen"
     project.mkdir()
     _fresh_copy(project)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
            "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
-    blocks = _first_run()
-    assert [kind for kind, _ in blocks].count("bash") >= 4
     terminal: Terminal | None = None
     stopped: list[Terminal] = []
     output = ""

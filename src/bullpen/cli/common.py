@@ -14,7 +14,8 @@ from bullpen import logs
 from bullpen.adapter import QueueClient, probe
 from bullpen.errors import BullpenError, RedisUnavailableError, SettingsError
 from bullpen.loader import Definitions, load_definitions
-from bullpen.redis_url import client_for, redact, resolve_url
+from bullpen.queue_names import check_queue_name
+from bullpen.redis_url import redact, resolve_url
 from bullpen.settings import Settings, load_settings
 from bullpen.telemetry import log_trace_ids
 
@@ -58,8 +59,19 @@ async def _await(coro: Awaitable[T]) -> T:
     return await coro
 
 
-def with_client(loaded: Settings, action: Callable[[QueueClient], Awaitable[T]]) -> T:
-    """Run `action` with a queue client that is closed afterwards."""
+def with_client(loaded: Settings, action: Callable[[QueueClient], Awaitable[T]],
+                queue: str | None = None) -> T:
+    """Run `action` with a client of `queue` (the default queue) that is closed afterwards."""
+
+    async def one(clients: list[QueueClient]) -> T:
+        return await action(clients[0])
+
+    return with_clients(loaded, [queue or loaded.worker_default_queue], one)
+
+
+def with_clients(loaded: Settings, queues: list[str],
+                 action: Callable[[list[QueueClient]], Awaitable[T]]) -> T:
+    """Run `action` with one client per queue, in order, all closed afterwards."""
 
     async def go() -> T:
         url = resolve_url(loaded)
@@ -71,13 +83,32 @@ def with_client(loaded: Settings, action: Callable[[QueueClient], Awaitable[T]])
                 f"Redis at {redact(url)} does not answer ({type(exc).__name__}: {exc}); "
                 "check WORKER_REDIS_URL and that the server runs (bullpen doctor tells more)"
             ) from None
-        client = client_for(loaded, url)
+        clients = [QueueClient(url, queue, loaded.worker_prefix) for queue in queues]
         try:
-            return await action(client)
+            return await action(clients)
         finally:
-            await client.close()
+            for client in clients:
+                await client.close()
 
     return run(go())
+
+
+def chosen_queues(loaded: Settings, queue: str | None) -> list[str]:
+    """`--queue NAME` alone (any queue, a Node app's too), else every queue bullpen knows of:
+    the default, WORKER_QUEUES' and those the app's tasks and schedules name. An app that
+    cannot be loaded leaves the settings' queues, with a note on stderr."""
+    if queue is not None:
+        try:
+            return [check_queue_name(queue, "--queue")]
+        except BullpenError as exc:
+            fail(str(exc), 2)
+    try:
+        return load_definitions(loaded.bullpen_app).queues(loaded)
+    except BullpenError as exc:
+        typer.echo(f"note: the app's tasks and schedules could not be loaded ({exc}); showing "
+                   "the queues the settings name", err=True)
+    default = loaded.worker_default_queue
+    return [default, *sorted({spec.name for spec in loaded.queue_specs} - {default})]
 
 
 def print_json(value: Any) -> None:

@@ -8,9 +8,9 @@ import typer
 from redis.exceptions import RedisError
 
 from bullpen import doctor, embedded
-from bullpen.adapter import quick_client
-from bullpen.cli.common import print_json, run, settings
-from bullpen.redis_url import client_for, redact
+from bullpen.adapter import QueueClient, quick_client
+from bullpen.cli.common import chosen_queues, print_json, run, settings
+from bullpen.redis_url import redact
 from bullpen.runtime.heartbeat import alive_workers
 
 
@@ -31,14 +31,16 @@ def _health(require_worker: bool) -> str | None:
             await connection.aclose()
         if not require_worker:
             return None
-        client = client_for(loaded, url)
-        try:
-            host = socket.gethostname()
-            if any(info.host == host for info in await alive_workers(client)):
-                return None
-            return f"no live worker heartbeat from host {host}"
-        finally:
-            await client.close()
+        host = socket.gethostname()
+        queues = chosen_queues(loaded, None)
+        for queue in queues:
+            client = QueueClient(url, queue, loaded.worker_prefix)
+            try:
+                if any(info.host == host for info in await alive_workers(client)):
+                    return None
+            finally:
+                await client.close()
+        return f"no live worker heartbeat from host {host} (queues: {', '.join(queues)})"
 
     return run(probe())
 

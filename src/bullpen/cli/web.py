@@ -40,8 +40,9 @@ def register(app: typer.Typer) -> None:
         for warning in warnings:
             log.warning("%s", warning)
         log.info("Export directory: %s", loaded.export_path.absolute())
+        queues = loaded_definitions.queues(loaded)
         typer.echo(f"[web] dashboard on http://{loaded.web_host}:{loaded.web_port}/ "
-                   f"(queue {loaded.worker_default_queue})", err=True)
+                   f"(queue{'s' if len(queues) > 1 else ''} {', '.join(queues)})", err=True)
         # X-Forwarded-For/-Proto are believed only from WEB_TRUSTED_PROXIES: they set the
         # client address (per-client throttling) and the scheme (Secure cookies).
         uvicorn.run(asgi_app, host=loaded.web_host, port=loaded.web_port, log_level="warning",

@@ -19,7 +19,8 @@ from bullpen.errors import ClientError, JobDataError, RedisUnavailableError, Unk
 from bullpen.exports.exporters import Exporter
 from bullpen.job_ids import check_job_id
 from bullpen.loader import importable_registry, load_exporters, load_registry
-from bullpen.producer import check_data, enqueue, enqueue_bulk, job_options
+from bullpen.producer import check_data, enqueue, enqueue_bulk, job_options, route
+from bullpen.queue_names import check_queue_name
 from bullpen.redis_url import redact, resolve_url
 from bullpen.settings import Settings, load_settings
 from bullpen.telemetry import telemetry_for
@@ -45,10 +46,10 @@ class Client:
     """Enqueue jobs, wait for their results and create exports, from asyncio code.
 
     Settings come from the environment and `.env`, as the worker reads them (the embedded
-    server included), unless `settings` is given; `redis_url` and `queue` override one each.
-    Connections open on first use (or `open()` / `async with`) and stay open until `close()`:
-    one connection for commands and, once something waits, one for BullMQ's events stream,
-    shared by every call and every wait.
+    server included), unless `settings` is given; `redis_url` and `queue` (the default queue)
+    override one each. Connections open on first use (or `open()` / `async with`) and stay open
+    until `close()`: per queue used, one connection for commands and, once something waits
+    there, one for BullMQ's events stream, shared by every call and every wait.
 
     Concurrency: one Client serves any number of concurrent tasks and requests on the event
     loop it was opened on; it is not thread-safe and not for use from another event loop
@@ -66,8 +67,9 @@ class Client:
         self._telemetry = telemetry_for(self.settings)
         self._check_tasks = check_tasks
         self._poll_interval_s = poll_interval_s
-        self._queue: QueueClient | None = None
-        self._waiter: JobWaiter | None = None
+        self._url: str | None = None
+        self._queues: dict[str, QueueClient] = {}
+        self._waiters: dict[str, JobWaiter] = {}
         self._registry: Registry | None = None
         self.exporters: Mapping[str, Exporter] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,11 +80,11 @@ class Client:
     async def open(self) -> Self:
         """Connect (starting the embedded server if that is the configuration); idempotent."""
         self._check_loop()
-        if self._queue is not None:
+        if self._url is not None:
             return self
         self._opening = self._opening or asyncio.Lock()
         async with self._opening:
-            if self._queue is None:
+            if self._url is None:
                 await self._connect()
         return self
 
@@ -96,10 +98,18 @@ class Client:
                 f"Redis at {redact(url)} does not answer ({type(exc).__name__}: {exc}); check "
                 "WORKER_REDIS_URL and that the server runs (bullpen doctor tells more)") from None
         await asyncio.to_thread(self._load_definitions)
-        queue = QueueClient(url, self.settings.worker_default_queue, self.settings.worker_prefix)
-        self._waiter = JobWaiter(connection_kwargs(url), queue.keys, self._poll_interval_s)
-        self._queue = queue
+        self._url = url
+        self._on(self.settings.worker_default_queue)
         _opened.setdefault(asyncio.get_running_loop(), self)
+
+    def _on(self, queue: str) -> QueueClient:
+        """The client of `queue`, made on first use (connections open lazily)."""
+        found = self._queues.get(queue)
+        if found is None:
+            assert self._url is not None
+            found = self._queues[queue] = QueueClient(self._url, queue,
+                                                      self.settings.worker_prefix)
+        return found
 
     def _load_definitions(self) -> None:
         app = self.settings.bullpen_app
@@ -125,11 +135,12 @@ class Client:
         self._closed = True
         if self._loop is not None and _opened.get(self._loop) is self:
             del _opened[self._loop]
-        if self._waiter is not None:
-            await self._waiter.close()
-        if self._queue is not None:
-            await self._queue.close()
-        self._queue = self._waiter = None
+        for waiter in self._waiters.values():
+            await waiter.close()
+        for queue in self._queues.values():
+            await queue.close()
+        self._queues.clear()
+        self._waiters.clear()
 
     async def __aenter__(self) -> Self:
         return await self.open()
@@ -140,49 +151,67 @@ class Client:
 
     @property
     def queue_name(self) -> str:
+        """The default queue: where jobs go unless their task or `queue=` names another."""
         return self.settings.worker_default_queue
+
+    def queue_of(self, task: str) -> str:
+        """The queue a job for `task` goes to: its declared queue (when the app's tasks are
+        importable here; they are loaded when the client opens), else the default queue."""
+        return route(self._registry, task, self.settings.worker_default_queue)
 
     async def enqueue(self, task: str, data: Any = None, *, delay_ms: int = 0,
                       job_id: str | None = None, attempts: int | None = None,
-                      priority: int | None = None) -> Job:
+                      priority: int | None = None, queue: str | None = None) -> Job:
         """Add a job for `task` with JSON `data` (None means {}); returns its handle.
 
-        Checked before anything is written, as `bullpen enqueue` checks: the task name (see
-        `check_tasks`), the data (JSON only, within JOB_MAX_DATA_BYTES), the options. Defaults
-        for attempts, backoff and retention are the worker's settings. A `job_id` that already
-        exists adds nothing and returns a handle to the existing job (BullMQ's dedupe).
+        It goes to `queue` if given, else to the task's own queue (`@task(queue=…)` or the
+        app's `task_queues`, known when the app's tasks are importable here), else the default
+        queue. Checked before anything is written, as `bullpen enqueue` checks: the task name
+        (see `check_tasks`), the data (JSON only, within JOB_MAX_DATA_BYTES), the options.
+        Defaults for attempts, backoff and retention are the worker's settings. A `job_id` that
+        already exists adds nothing and returns a handle to the existing job (BullMQ's dedupe).
         """
-        queue = await self._ready()
+        await self._ready()
+        target = route(self._registry, task, self.settings.worker_default_queue, queue)
         options = self._options(task, delay_ms, job_id, attempts, priority)
         payload = {} if data is None else data
-        added = await enqueue(queue, self._registry, task, payload, options,
+        added = await enqueue(self._on(target), self._registry, task, payload, options,
                               self.settings.job_max_data_bytes, self._telemetry)
-        return Job(self, added, task)
+        return Job(self, added, task, target)
 
     async def enqueue_many(self, jobs: Iterable[JobSpec | tuple[str, Any]]) -> list[Job]:
-        """Add several jobs in one round trip (one MULTI/EXEC); all are checked first, so a bad
-        one adds none. Items are JobSpec or (task, data) pairs."""
-        queue = await self._ready()
+        """Add several jobs, each to its queue, in one round trip per queue (one MULTI/EXEC
+        each); all are checked first, so a bad one adds none. Items are JobSpec or (task, data)
+        pairs."""
+        await self._ready()
         specs = [item if isinstance(item, JobSpec) else JobSpec(*item) for item in jobs]
-        batch = []
-        for spec in specs:
+        default = self.settings.worker_default_queue
+        batches: dict[str, list[tuple[int, tuple[str, Any, JobOptions]]]] = {}
+        for index, spec in enumerate(specs):
             payload = {} if spec.data is None else spec.data
             self._check_task(spec.task)
             check_data(spec.task, payload, self.settings.job_max_data_bytes)
-            batch.append((spec.task, payload, self._options(
-                spec.task, spec.delay_ms, spec.job_id, spec.attempts, spec.priority)))
-        if not batch:
-            return []
-        ids = await enqueue_bulk(queue, batch, self._telemetry)
-        return [Job(self, job_id, spec.task) for job_id, spec in zip(ids, specs, strict=True)]
+            target = route(self._registry, spec.task, default, spec.queue)
+            batches.setdefault(target, []).append((index, (spec.task, payload, self._options(
+                spec.task, spec.delay_ms, spec.job_id, spec.attempts, spec.priority))))
+        jobs_out: list[Job | None] = [None] * len(specs)
+        for target, batch in batches.items():
+            ids = await enqueue_bulk(self._on(target), [item for _, item in batch],
+                                     self._telemetry)
+            for (index, _), job_id in zip(batch, ids, strict=True):
+                jobs_out[index] = Job(self, job_id, specs[index].task, target)
+        return [job for job in jobs_out if job is not None]
 
-    async def get_job(self, job_id: str) -> JobInfo | None:
-        """A snapshot of the job (state, data, result or failure, attempts, times), or None."""
-        record = await (await self._ready()).get_job(job_id)
-        return JobInfo.of(record) if record is not None else None
+    async def get_job(self, job_id: str, *, queue: str | None = None) -> JobInfo | None:
+        """A snapshot of the job (state, data, result or failure, attempts, times), or None;
+        looked up in `queue` (default: the default queue)."""
+        record = await (await self._ready(queue)).get_job(job_id)
+        return JobInfo.of(record, queue or self.queue_name) if record is not None else None
 
-    async def cancel(self, job_id: str, reason: str | None = None) -> bool:
-        """Cancel a running (active) job, from any process; False when it is not running.
+    async def cancel(self, job_id: str, reason: str | None = None, *,
+                     queue: str | None = None) -> bool:
+        """Cancel a running (active) job of `queue` (default: the default queue), from any
+        process; False when it is not running.
 
         The bullpen worker running it signals its handler (`ctx.cancelled`; an `async def`
         handler's task is cancelled where it awaits). The job then fails with the reason
@@ -190,24 +219,31 @@ class Client:
         on and returns. A waiting or delayed job is not running: remove it instead. A job a
         Node BullMQ worker holds is not cancelled (Node workers do not listen).
         """
-        return await request_cancel(await self._ready(), job_id, reason)
+        return await request_cancel(await self._ready(queue), job_id, reason)
 
-    def job(self, job_id: str) -> Job:
-        """A handle to an existing job by id (for example one enqueued by an earlier request)."""
-        return Job(self, job_id)
+    def job(self, job_id: str, *, queue: str | None = None) -> Job:
+        """A handle to an existing job by id (for example one enqueued by an earlier request),
+        in `queue` (default: the default queue)."""
+        return Job(self, job_id, queue=queue)
 
-    async def _outcome(self, job_id: str, timeout_s: float | None) -> tuple[str, Any, str | None]:
-        await self._ready()
-        assert self._waiter is not None
-        outcome = await self._waiter.wait(job_id, timeout_s)
+    async def _outcome(self, job_id: str, timeout_s: float | None, queue: str | None = None
+                       ) -> tuple[str, Any, str | None]:
+        client = await self._ready(queue)
+        waiter = self._waiters.get(client.name)
+        if waiter is None:
+            assert self._url is not None
+            waiter = self._waiters[client.name] = JobWaiter(
+                connection_kwargs(self._url), client.keys, self._poll_interval_s)
+        outcome = await waiter.wait(job_id, timeout_s)
         return outcome.state, outcome.result, outcome.failed_reason
 
-    async def _ready(self) -> QueueClient:
+    async def _ready(self, queue: str | None = None) -> QueueClient:
         if self._closed:
             raise ClientError("this bullpen Client is closed; open a new one")
         await self.open()
-        assert self._queue is not None
-        return self._queue
+        if queue is None:
+            return self._on(self.settings.worker_default_queue)
+        return self._on(check_queue_name(queue, "queue"))
 
     def _check_loop(self) -> None:
         loop = asyncio.get_running_loop()

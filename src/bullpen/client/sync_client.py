@@ -99,27 +99,34 @@ class SyncClient:
     def queue_name(self) -> str:
         return self._client.queue_name
 
+    def queue_of(self, task: str) -> str:
+        """As `Client.queue_of` (once the client is open, the app's declared queues count)."""
+        self.open()
+        return self._client.queue_of(task)
+
     def enqueue(self, task: str, data: Any = None, *, delay_ms: int = 0,
                 job_id: str | None = None, attempts: int | None = None,
-                priority: int | None = None) -> SyncJob:
-        """As `Client.enqueue`: checked first, added once, a handle back."""
+                priority: int | None = None, queue: str | None = None) -> SyncJob:
+        """As `Client.enqueue`: to its task's queue (or `queue`), checked first, added once,
+        a handle back."""
         job = self.run(self._client.enqueue(task, data, delay_ms=delay_ms, job_id=job_id,
-                                            attempts=attempts, priority=priority))
+                                            attempts=attempts, priority=priority, queue=queue))
         return SyncJob(self, job)
 
     def enqueue_many(self, jobs: Iterable[JobSpec | tuple[str, Any]]) -> list[SyncJob]:
         """As `Client.enqueue_many`: all checked, then added in one round trip."""
         return [SyncJob(self, job) for job in self.run(self._client.enqueue_many(list(jobs)))]
 
-    def get_job(self, job_id: str) -> JobInfo | None:
-        return self.run(self._client.get_job(job_id))
+    def get_job(self, job_id: str, *, queue: str | None = None) -> JobInfo | None:
+        return self.run(self._client.get_job(job_id, queue=queue))
 
-    def job(self, job_id: str) -> SyncJob:
-        return SyncJob(self, self._client.job(job_id))
+    def job(self, job_id: str, *, queue: str | None = None) -> SyncJob:
+        return SyncJob(self, self._client.job(job_id, queue=queue))
 
-    def cancel(self, job_id: str, reason: str | None = None) -> bool:
+    def cancel(self, job_id: str, reason: str | None = None, *,
+               queue: str | None = None) -> bool:
         """As `Client.cancel`: signal the running job's handler; False if it is not running."""
-        return self.run(self._client.cancel(job_id, reason))
+        return self.run(self._client.cancel(job_id, reason, queue=queue))
 
     @classmethod
     def default(cls) -> SyncClient:
@@ -147,7 +154,7 @@ class SyncJob:
         self._job = job
 
     def __repr__(self) -> str:
-        return f"SyncJob(id={self.id!r}, task={self.task!r})"
+        return f"SyncJob(id={self.id!r}, task={self.task!r}, queue={self.queue!r})"
 
     @property
     def id(self) -> str:
@@ -156,6 +163,10 @@ class SyncJob:
     @property
     def task(self) -> str | None:
         return self._job.task
+
+    @property
+    def queue(self) -> str | None:
+        return self._job.queue
 
     def wait(self, timeout: float | None = None) -> Any:
         """The result; JobFailed on failure, TimeoutError after `timeout` seconds."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from bullpen.definitions.task import Handler, Task
+from bullpen.queue_names import check_queue_name
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -21,10 +22,13 @@ _declared: list[DeclaredTask[Any, Any]] = []
 class DeclaredTask(Generic[P, R]):
     """A handler with its task name; calling it calls the handler unchanged."""
 
-    def __init__(self, name: str, handler: Callable[P, R], run_as: Handler | None = None) -> None:
+    def __init__(self, name: str, handler: Callable[P, R], run_as: Handler | None = None,
+                 queue: str | None = None) -> None:
         Task.of(name, handler)  # a handler with the wrong shape fails at import, not at run
         self.name = name
         self.handler = handler
+        # The queue its jobs go to (None: the default queue); checked here, at import.
+        self.queue = None if queue is None else check_queue_name(queue, f"@task({name!r})")
         # What the worker registers: the handler itself, or a wrapper such as isolated(handler).
         self.run_as: Handler = run_as if run_as is not None else handler
         functools.update_wrapper(self, handler)

@@ -9,12 +9,14 @@ from typing import Any
 
 from bullpen import cron
 from bullpen.definitions.task import Registry
-from bullpen.errors import ScheduleError
+from bullpen.errors import QueueNameError, ScheduleError
+from bullpen.queue_names import check_queue_name
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduledJob:
-    """Run task `task_name` with `data` on a cron `pattern` (or every `every_ms`) in zone `tz`."""
+    """Run task `task_name` with `data` on a cron `pattern` (or every `every_ms`) in zone `tz`,
+    on `queue` (None: the task's queue, which is the default queue unless the task names one)."""
 
     name: str
     task_name: str
@@ -22,6 +24,11 @@ class ScheduledJob:
     every_ms: int | None = None
     tz: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+
+    def queue_in(self, registry: Registry) -> str | None:
+        """The queue its ticks run on: its own, else its task's; None for the default queue."""
+        return self.queue or registry.queue_of(self.task_name)
 
     @property
     def repeat_text(self) -> str:
@@ -43,6 +50,11 @@ class ScheduledJob:
                 found.append(str(exc))
         elif not isinstance(self.every_ms, int) or self.every_ms < 1:
             found.append(f"every_ms={self.every_ms!r} must be a positive integer")
+        if self.queue is not None:
+            try:
+                check_queue_name(self.queue, "queue")
+            except QueueNameError as exc:
+                found.append(str(exc))
         try:
             cron.zone(self.tz)
         except ValueError as exc:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bullpen.errors import TaskError
+from bullpen.queue_names import check_queue_name
 
 Handler = Callable[..., Any]
 DEFAULT_MAX_JOBS_PER_CHILD = 100
@@ -84,13 +85,30 @@ class Task:
 
 
 class Registry:
-    """Task name → Task; built once at start-up from bullpen's and the app's modules."""
+    """Task name → Task, and the queue of each task that names one (the rest go to the default
+    queue); built once at start-up from bullpen's and the app's modules."""
 
-    def __init__(self, handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, handlers: Mapping[str, Handler],
+                 queues: Mapping[str, str] | None = None) -> None:
         self._tasks = {name: Task.of(name, handler) for name, handler in handlers.items()}
+        self._queues = dict(queues or {})
+        for name, queue in self._queues.items():
+            if name not in self._tasks:
+                raise TaskError(f"task_queues names task {name!r}, which is not registered "
+                                f"(known: {', '.join(self.names())}); check the spelling")
+            check_queue_name(queue, f"task {name!r}")
 
     def get(self, name: str) -> Task | None:
         return self._tasks.get(name)
+
+    def queue_of(self, name: str) -> str | None:
+        """The queue task `name` is declared on, or None for the default queue."""
+        return self._queues.get(name)
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue some task is declared on (the default queue not included)."""
+        return sorted(set(self._queues.values()))
 
     def names(self) -> list[str]:
         return sorted(self._tasks)

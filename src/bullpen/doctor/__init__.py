@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from bullpen.definitions.schedule import ScheduledJob
 from bullpen.doctor import local, server
 from bullpen.doctor.check import Check, failed, render, skip
 from bullpen.errors import BullpenError
-from bullpen.loader import load_definitions
+from bullpen.loader import Definitions, load_definitions
 
 __all__ = ["Check", "failed", "render", "run_checks"]
 
@@ -20,9 +19,9 @@ def run_checks() -> list[Check]:
         later = ("export token secret", *server.NAMES, "export directory")
         return [settings_check, *(skip(name, "settings are invalid") for name in later)]
     checks = [settings_check, *local.check_secrets(loaded)]
-    declared: list[ScheduledJob] | BullpenError
+    declared: Definitions | BullpenError
     try:
-        declared = load_definitions(loaded.bullpen_app).schedules
+        declared = load_definitions(loaded.bullpen_app)
     except BullpenError as exc:
         declared = exc
     checks += asyncio.run(server.check_server(loaded, declared))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from bullpen.adapter import QueueClient, quick_client
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.doctor.check import Check, fail, ok, skip, warn
 from bullpen.errors import BullpenError
+from bullpen.loader import Definitions
 from bullpen.reconcile import schedule_status
 from bullpen.redis_url import redact
 from bullpen.runtime.heartbeat import live_workers
@@ -52,8 +54,15 @@ async def _config_value(connection: aioredis.Redis, name: str) -> str | None:
     return values.get(name)
 
 
-async def check_server(loaded: Settings,
-                       declared: list[ScheduledJob] | BullpenError) -> list[Check]:
+def _queues(loaded: Settings, declared: Definitions | BullpenError) -> list[str]:
+    """Every known queue; the settings' alone when the app cannot be loaded."""
+    if isinstance(declared, Definitions):
+        return declared.queues(loaded)
+    default = loaded.worker_default_queue
+    return [default, *sorted({spec.name for spec in loaded.queue_specs} - {default})]
+
+
+async def check_server(loaded: Settings, declared: Definitions | BullpenError) -> list[Check]:
     url, source = _target(loaded)
     if url is None or (source == "embedded server" and not await _reachable(url)):
         return [fail("redis", "WORKER_REDIS_URL is unset and the embedded server is not running",
@@ -68,13 +77,26 @@ async def check_server(loaded: Settings,
         return [unreachable, *(skip(name, "no Redis") for name in NAMES[1:])]
     checks = [ok("redis", f"{redact(url)} answers ({source})"), _version(info), _eviction(info),
               _persistence(info)]
-    client = QueueClient(url, loaded.worker_default_queue, loaded.worker_prefix)
+    queues = _queues(loaded, declared)
+    for queue in queues:
+        checks += await _queue_checks(loaded, url, queue, declared, named=len(queues) > 1)
+    return checks
+
+
+async def _queue_checks(loaded: Settings, url: str, queue: str,
+                        declared: Definitions | BullpenError, named: bool) -> list[Check]:
+    """The checks about one queue; with several queues, each check names its queue."""
+    client = QueueClient(url, queue, loaded.worker_prefix)
+    schedules = (declared if isinstance(declared, BullpenError)
+                 else declared.schedules_on(queue, loaded.worker_default_queue))
     try:
-        checks += [await _queue(client), await _workers(client),
-                   await _schedules(client, declared), await _failed_jobs(client)]
+        found = [await _queue(client), await _workers(client, loaded),
+                 await _schedules(client, schedules), await _failed_jobs(client)]
     finally:
         await client.close()
-    return checks
+    if not named:
+        return found
+    return [dataclasses.replace(check, name=f"{check.name} ({queue})") for check in found]
 
 
 async def _reachable(url: str) -> bool:
@@ -133,7 +155,7 @@ async def _queue(client: QueueClient) -> Check:
     return ok("queue", f"{client.name!r} is not paused")
 
 
-async def _workers(client: QueueClient) -> Check:
+async def _workers(client: QueueClient, loaded: Settings) -> Check:
     live = await live_workers(client)
     alive = live.bullpen
     others = (f"{len(live.others)} other BullMQ worker(s) on the queue: "
@@ -142,9 +164,11 @@ async def _workers(client: QueueClient) -> Check:
     if not alive:
         if others:
             return ok("workers", f"no bullpen worker heartbeat; {others}")
+        flag = "" if client.name == loaded.worker_default_queue else f" --queue {client.name}"
         return fail("workers", f"no live worker on queue {client.name!r} (no bullpen "
                     "heartbeat, no BullMQ worker connection)",
-                    "start one: `bullpen worker` (systemd: systemctl start bullpen-worker)")
+                    f"start one: `bullpen worker{flag}` (systemd: systemctl start "
+                    "bullpen-worker)")
     described = ", ".join(f"{info.host}/{info.pid} v{info.version} ({info.age_s:.0f} s ago)"
                           for info in alive) + (f"; {others}" if others else "")
     stale = sorted({info.version for info in alive} - {__version__})

@@ -30,12 +30,15 @@ class Supervisor:
     """Starts the children, restarts one that dies on its own (or, with `watch`, reloads them
     all when a .py file changes), and drains them all on one stop request."""
 
-    def __init__(self, count: int, app: str | None, watch: list[Path] | None = None) -> None:
+    def __init__(self, count: int, app: str | None, watch: list[Path] | None = None,
+                 queues: list[str] | None = None) -> None:
         self.count = count
         self.watch = watch
         self.command = [sys.executable, "-m", "bullpen", "worker"]
         if app:
             self.command += ["--app", app]
+        for queue in queues or []:
+            self.command += ["--queue", queue]
         # The children run one process each; WORKER_PROCESSES must not make them fork again.
         self.env = {**os.environ, "WORKER_PROCESSES": "1", PARENT_ENV: str(os.getpid())}
         self.children: list[subprocess.Popen[bytes]] = []
@@ -124,5 +127,6 @@ def _ticks() -> Iterator[set[Any]]:
         yield set()
 
 
-def run_processes(count: int, app: str | None, watch: list[Path] | None = None) -> int:
-    return Supervisor(count, app, watch).run()
+def run_processes(count: int, app: str | None, watch: list[Path] | None = None,
+                  queues: list[str] | None = None) -> int:
+    return Supervisor(count, app, watch, queues).run()

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from bullpen.cancellation import request_cancel
 from bullpen.errors import ActionError, BullpenError, ExportError
 from bullpen.exports.service import ExportService
-from bullpen.producer import enqueue, job_options
+from bullpen.producer import enqueue, job_options, route
 from bullpen.telemetry import telemetry_for
 from bullpen.web.state import WebState
 
@@ -134,31 +134,44 @@ def parse_data(text: str) -> Any:
                           f"{exc.colno}; example: {{\"key\": \"value\"}}") from None
 
 
-async def enqueue_task(state: WebState, task: str, data: Any, delay_ms: int = 0) -> str:
-    """Enqueue `task` from the registry; unknown tasks and bad data raise ActionError."""
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """A job the dashboard or API added, and the queue it went to."""
+
+    id: str
+    queue: str
+
+
+async def enqueue_task(state: WebState, task: str, data: Any, delay_ms: int = 0,
+                       queue: str | None = None) -> Enqueued:
+    """Enqueue `task` from the registry on `queue`, else on the task's own queue (not the page's:
+    a job goes where its workers are); unknown tasks and bad data raise ActionError."""
     if delay_ms < 0:
         raise ActionError(f"delay_ms={delay_ms}: must be 0 or more")
     options = dataclasses.replace(job_options(state.settings), delay_ms=delay_ms)
     try:
-        return await enqueue(state.client, state.registry, task, data, options,
-                             state.settings.job_max_data_bytes, telemetry_for(state.settings))
+        target = route(state.registry, task, state.settings.worker_default_queue, queue)
+        job_id = await enqueue(state.on(target).client, state.registry, task, data, options,
+                               state.settings.job_max_data_bytes, telemetry_for(state.settings))
     except BullpenError as exc:
         raise ActionError(str(exc)) from exc
+    return Enqueued(job_id, target)
 
 
-async def run_schedule_now(state: WebState, name: str) -> str:
-    """Enqueue a schedule's task with its data now, outside its timetable."""
+async def run_schedule_now(state: WebState, name: str) -> Enqueued:
+    """Enqueue a schedule's task with its data now, outside its timetable, on its queue (the
+    one shown: declared for it, or where it is registered)."""
     for item in state.schedules:
         if item.name == name:
-            return await enqueue_task(state, item.task_name, item.data)
+            return await enqueue_task(state, item.task_name, item.data, queue=state.queue)
     # Looked up in the full list: the port's getScheduler raises on an unknown id.
     registered = {record.id: record for record in await state.client.get_schedulers()}
     record = registered.get(name)
     if record is None:
         known = ", ".join(item.name for item in state.schedules) or "none"
-        raise ActionError(f"schedule {name!r} is neither declared nor registered (declared: "
-                          f"{known})", 404)
-    return await enqueue_task(state, record.task_name, record.data or {})
+        raise ActionError(f"schedule {name!r} is neither declared nor registered on queue "
+                          f"{state.queue!r} (declared there: {known})", 404)
+    return await enqueue_task(state, record.task_name, record.data or {}, queue=state.queue)
 
 
 async def delete_export(exports: ExportService, export_id: str) -> None:

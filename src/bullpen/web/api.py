@@ -102,9 +102,13 @@ async def enqueue(request: Request, state: WebState) -> Any:
     delay_ms = body.get("delay_ms", 0)
     if not isinstance(delay_ms, int):
         raise ActionError(f"delay_ms={delay_ms!r}: expected an integer")
-    job_id = await actions.enqueue_task(state, str(body.get("task", "")),
-                                        body.get("data", {}), delay_ms)
-    return _json({"id": job_id}, 201)
+    queue = body.get("queue")
+    if queue is not None and not isinstance(queue, str):
+        raise ActionError(f"queue={queue!r}: expected a queue name, or leave it out for the "
+                          "task's own queue")
+    added = await actions.enqueue_task(state, str(body.get("task", "")),
+                                       body.get("data", {}), delay_ms, queue)
+    return _json({"id": added.id, "queue": added.queue}, 201)
 
 
 def _job_action(action: Callable[[WebState, str], Awaitable[None]]) -> Endpoint:
@@ -135,8 +139,8 @@ async def schedules(request: Request, state: WebState) -> Any:
 
 
 async def run_schedule(request: Request, state: WebState) -> Any:
-    job_id = await actions.run_schedule_now(state, request.path_params["name"])
-    return _json({"id": job_id}, 201)
+    added = await actions.run_schedule_now(state, request.path_params["name"])
+    return _json({"id": added.id, "queue": added.queue}, 201)
 
 
 async def workers(request: Request, state: WebState) -> Any:

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute
 
 from bullpen import logs
 from bullpen.adapter import QueueClient
-from bullpen.errors import SecretError
+from bullpen.errors import ActionError, SecretError
 from bullpen.exports.service import ExportService
 from bullpen.loader import Definitions, load_definitions
 from bullpen.redis_url import redact, resolve_url
@@ -26,6 +26,7 @@ from bullpen.web.host_auth import AuthHook, HostAuthMiddleware
 from bullpen.web.hosts import HostPolicy
 from bullpen.web.middleware import DeadlineMiddleware, SecurityMiddleware, is_public
 from bullpen.web.paths import route_path
+from bullpen.web.queue_scope import QueueScopeMiddleware
 from bullpen.web.security import Guard
 from bullpen.web.sessions import SessionStore
 from bullpen.web.state import WebState
@@ -73,6 +74,14 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", status=404, message="No such page.", title="Not found")
 
 
+async def _refused(request: Request, exc: Exception) -> Response:
+    """An ActionError outside the API's own handling (a page's bad `?queue=`)."""
+    status = exc.status if isinstance(exc, ActionError) else 400
+    if route_path(request.scope).startswith("/api"):
+        return Response(json.dumps({"error": str(exc)}), status, media_type="application/json")
+    return render(request, "error.html", status=status, message=str(exc), title="Refused")
+
+
 async def _redis_down(request: Request, exc: Exception) -> Response:
     public = is_public(route_path(request.scope), request.method)
     where = "" if public else f" at {request.app.state.web.redis_url_shown}"
@@ -103,8 +112,8 @@ def create_app(settings: Settings | None = None, *, definitions: Definitions | N
     if definitions is None:
         definitions = load_definitions(settings.bullpen_app)
     url = resolve_url(settings) if client is None else ""
-    state = WebState(settings, definitions.registry, definitions.schedules,
-                     redact(url) if url else "(test client)", url,
+    state = WebState(settings, definitions, redact(url) if url else "(test client)",
+                     url or settings.worker_redis_url or "",
                      exports if exports is not None else _export_service(settings))
     if client is not None:
         state.use_client(client)
@@ -112,8 +121,7 @@ def create_app(settings: Settings | None = None, *, definitions: Definitions | N
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
-        if client is None:
-            await state.client.close()
+        await state.close(keep=client)
 
     guard = Guard(settings if authenticate is None else _without_own_auth(settings))
     sessions = SessionStore(guard.key, settings.keyspace, lambda: state.client.redis,
@@ -126,6 +134,7 @@ def create_app(settings: Settings | None = None, *, definitions: Definitions | N
     app = Starlette(
         routes=_routes(state.exports),
         middleware=[
+            Middleware(QueueScopeMiddleware),
             Middleware(DeadlineMiddleware, deadline_s=request_deadline_s,
                        redis_shown=state.redis_url_shown),
             *host_auth,
@@ -134,7 +143,8 @@ def create_app(settings: Settings | None = None, *, definitions: Definitions | N
                        cookie_secure=settings.web_cookie_secure,
                        host_app_auth=authenticate is not None),
         ],
-        exception_handlers={404: _not_found, RedisConnectionError: _redis_down},
+        exception_handlers={404: _not_found, RedisConnectionError: _redis_down,
+                            ActionError: _refused},
         lifespan=lifespan,
     )
     app.state.web = state

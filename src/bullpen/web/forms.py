@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -13,11 +14,19 @@ from bullpen.web import actions
 from bullpen.web.job_links import job_id_of, job_ref
 from bullpen.web.middleware import client_address, too_many_failures
 from bullpen.web.paths import url
+from bullpen.web.queue_scope import path_safe, queue_root
 from bullpen.web.security import SESSION_COOKIE, Guard
 from bullpen.web.sessions import SessionStore
 from bullpen.web.state import WebState, export_service, web_state
 from bullpen.web.templating import render, set_flash
 from bullpen.web.throttle import FailureThrottle
+
+
+class Absolute(str):
+    """A redirect target that already holds its root (another queue's page)."""
+
+    __slots__ = ()
+
 
 Action = Callable[[Request, WebState], Awaitable[tuple[str, str | None]]]
 
@@ -41,7 +50,9 @@ def form_action(action: Action, default_next: str = "/"
             ok = True
         except ActionError as exc:
             message, target, ok = str(exc), None, False
-        response = RedirectResponse(url(request, target) if target else back, status_code=303)
+        if target and not isinstance(target, Absolute):
+            target = url(request, target)
+        response = RedirectResponse(target or back, status_code=303)
         set_flash(response, message, ok)
         return response
 
@@ -122,14 +133,29 @@ async def _enqueue(request: Request, state: WebState) -> tuple[str, str | None]:
         delay_ms = int(float(delay_raw) * 1000)
     except ValueError:
         raise ActionError(f"delay {delay_raw!r}: expected a number of seconds") from None
-    job_id = await actions.enqueue_task(state, task, data, delay_ms)
-    return f"Enqueued {task} as job {job_id}.", f"/job/{job_ref(job_id)}"
+    added = await actions.enqueue_task(state, task, data, delay_ms)
+    return f"Enqueued {task} as job {added.id}{_on(state, added)}.", _job_page(request, added)
 
 
 async def _run_schedule(request: Request, state: WebState) -> tuple[str, str | None]:
     name = request.path_params["name"]
-    job_id = await actions.run_schedule_now(state, name)
-    return f"Schedule {name} run now as job {job_id}.", f"/job/{job_ref(job_id)}"
+    added = await actions.run_schedule_now(state, name)
+    return (f"Schedule {name} run now as job {added.id}{_on(state, added)}.",
+            _job_page(request, added))
+
+
+def _on(state: WebState, added: actions.Enqueued) -> str:
+    return "" if added.queue == state.settings.worker_default_queue else f" on queue {added.queue}"
+
+
+def _job_page(request: Request, added: actions.Enqueued) -> Absolute:
+    """The new job's page, on its own queue (which need not be the page's)."""
+    page = f"/job/{job_ref(added.id)}"
+    if added.queue == web_state(request).settings.worker_default_queue:
+        return Absolute(queue_root(request.scope, None) + page)
+    if path_safe(added.queue):
+        return Absolute(queue_root(request.scope, added.queue) + page)
+    return Absolute(f"{queue_root(request.scope, None)}{page}?{urlencode({'queue': added.queue})}")
 
 
 async def _delete_export(request: Request, state: WebState) -> tuple[str, str | None]:

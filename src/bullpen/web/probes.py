@@ -1,4 +1,5 @@
-"""Probes: /healthz (the process is up) and /readyz (Redis, eviction, workers, schedules)."""
+"""Probes: /healthz (the process is up) and /readyz (Redis, eviction, and the workers and
+schedules of every known queue)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ async def _eviction_policy(state: WebState) -> dict[str, Any]:
                          "jobs; set `maxmemory-policy noeviction`")
 
 
-async def _workers(state: WebState) -> dict[str, Any]:
+async def _queue_workers(state: WebState) -> dict[str, Any]:
     live = await _bounded(heartbeat.live_workers(state.client))
     others = f"{len(live.others)} other BullMQ worker(s)" if live.others else ""
     if live.bullpen:
@@ -45,19 +46,38 @@ async def _workers(state: WebState) -> dict[str, Any]:
                             f"{freshest:.1f} s ago" + (f"; {others}" if others else ""))
     if others:
         return _check(True, f"no bullpen worker heartbeat; {others} on the queue")
-    return _check(False, "no worker heartbeat: start one with `bullpen worker`")
+    flag = "" if state.queue == state.settings.worker_default_queue else f" --queue {state.queue}"
+    return _check(False, f"no worker heartbeat: start one with `bullpen worker{flag}`")
+
+
+async def _workers(state: WebState) -> dict[str, Any]:
+    """Every known queue has a live worker (one queue: the reason as it always was)."""
+    views = state.all_queues
+    results = await asyncio.gather(*(_queue_workers(view) for view in views))
+    if len(views) == 1:
+        return results[0]
+    return _check(all(result["ok"] for result in results), "; ".join(
+        f"queue {view.queue}: {result['reason']}" for view, result in zip(views, results,
+                                                                          strict=True)))
 
 
 async def _schedules(state: WebState) -> dict[str, Any]:
-    statuses = await _bounded(schedule_status(state.client, state.schedules))
-    missing = [status.name for status in statuses if status.status == "missing"]
+    views = state.all_queues
+    statuses = await _bounded(asyncio.gather(*(schedule_status(view.client, view.schedules)
+                                               for view in views)))
+    missing = [status.name + (f" (queue {view.queue})" if len(views) > 1 else "")
+               for view, found in zip(views, statuses, strict=True)
+               for status in found if status.status == "missing"]
     if missing:
         return _check(False, f"declared but not registered: {', '.join(missing)} (a running "
                              "worker registers them at start)")
-    return _check(True, f"all {len(state.schedules)} declared schedule(s) registered")
+    declared = sum(len(view.schedules) for view in views)
+    return _check(True, f"all {declared} declared schedule(s) registered")
 
 
 async def readiness(state: WebState) -> dict[str, dict[str, Any]]:
+    # Readiness is about the whole deployment: every known queue, whatever the path names.
+    state = state.on(state.settings.worker_default_queue)
     """Each check with its reason; the later ones are skipped when Redis does not answer."""
     try:
         await _bounded(state.client.ping())

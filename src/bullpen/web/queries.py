@@ -47,6 +47,7 @@ async def overview(state: WebState) -> dict[str, Any]:
         },
         "workers": len(workers),
         "tasks": state.registry.names(),
+        "queues": state.queues,
     }
 
 

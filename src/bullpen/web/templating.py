@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 import jinja2
 from markupsafe import Markup, escape
@@ -13,13 +13,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from bullpen.errors import ActionError
 from bullpen.shown import as_text
 from bullpen.version import __version__
 from bullpen.web import charts, job_view, sparklines
 from bullpen.web.job_links import job_ref
 from bullpen.web.json_tree import json_tree
 from bullpen.web.paths import root_path, route_path
+from bullpen.web.queue_scope import path_safe, queue_root
 from bullpen.web.security import SESSION_COOKIE
+from bullpen.web.state import WebState, web_state
 from bullpen.web.tracebacks import fold
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -121,18 +124,42 @@ def set_flash(response: Response, message: str, ok: bool = True) -> None:
     response.set_cookie(FLASH_COOKIE, value, max_age=60, httponly=True, samesite="lax")
 
 
+def queue_picker(request: Request, state: WebState) -> list[dict[str, Any]]:
+    """A link per known queue (and the one shown) to the same page about that queue; a job's
+    page leads to the other queue's overview (each queue numbers its own jobs)."""
+    path = route_path(request.scope)
+    same_page = "/" if path.startswith("/job/") else path
+    default = state.settings.worker_default_queue
+    names = state.queues if state.queue in state.queues else [*state.queues, state.queue]
+    links = []
+    for queue in names:
+        if queue == default:
+            href = queue_root(request.scope, None) + same_page
+        elif path_safe(queue):
+            href = queue_root(request.scope, queue) + same_page
+        else:
+            href = f"{queue_root(request.scope, None)}{same_page}?{urlencode({'queue': queue})}"
+        links.append({"name": queue, "href": href, "current": queue == state.queue})
+    return links
+
+
 def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     """Render `name` with the CSRF token, the flash message and the shared page data."""
     templates: Jinja2Templates = request.app.state.templates
     kind, _, flash = unquote(request.cookies.get(FLASH_COOKIE, "")).partition(":")
     context.setdefault("refresh_s", None)
+    try:
+        state = web_state(request)
+    except ActionError:  # a bad ?queue=: the error page about it shows the default queue
+        state = request.app.state.web
     response = templates.TemplateResponse(request, name, {
         "csrf_token": request.scope.get("state", {}).get("csrf_token", ""),
         "csp_nonce": request.scope.get("state", {}).get("csp_nonce", ""),
         "flash": flash,
         "flash_kind": kind,
         "redis_url": request.app.state.web.redis_url_shown,
-        "queue": request.app.state.web.settings.worker_default_queue,
+        "queue": state.queue,
+        "queues": queue_picker(request, state),
         "exports_enabled": request.app.state.web.exports is not None,
         "path": route_path(request.scope),
         "root": root_path(request.scope),

@@ -32,7 +32,7 @@ def _sync_client(ctx: JobContext) -> redis.Redis:
 async def record(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Async: note the run (job id, scheduler, start time) and return the data."""
     entry = {"job_id": ctx.job.id, "scheduler": ctx.job.scheduler_id, "at_ms": time.time() * 1000,
-             "worker": ctx.worker_id, "data": data}
+             "worker": ctx.worker_id, "data": data, "queue": ctx.queue.name}
     await ctx.redis.rpush(_runs_key(ctx), json.dumps(entry))
     ctx.log(f"recorded {ctx.job.id}")
     return {"echo": data}
@@ -49,9 +49,22 @@ def record_sync(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     elif block_s:
         time.sleep(block_s)
     _sync_client(ctx).rpush(_runs_key(ctx), json.dumps({"job_id": ctx.job.id,
-                                                         "at_ms": time.time() * 1000}))
+                                                         "at_ms": time.time() * 1000,
+                                                         "queue": ctx.queue.name}))
     ctx.log("sync handler ran")
     return {"thread": True, "data": data}
+
+
+def span(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Plain def (a thread of its queue's pool): records its start and end with its queue and
+    worker, blocking `block_s` in between."""
+    base = {"job_id": ctx.job.id, "queue": ctx.queue.name, "worker": ctx.worker_id,
+            "enqueued_ms": ctx.job.timestamp_ms}
+    runs = _sync_client(ctx)
+    runs.rpush(_runs_key(ctx), json.dumps(base | {"event": "start", "at_ms": time.time() * 1000}))
+    time.sleep(float(data.get("block_s", 0)))
+    runs.rpush(_runs_key(ctx), json.dumps(base | {"event": "end", "at_ms": time.time() * 1000}))
+    return {"queue": ctx.queue.name, "n": data.get("n")}
 
 
 async def flaky(data: dict[str, Any], ctx: JobContext) -> str:
@@ -116,6 +129,7 @@ def isolated_echo(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 
 task_handlers = {
+    "test.span": span,
     "test.record": record,
     "test.record_sync": record_sync,
     "test.flaky": flaky,
@@ -126,3 +140,6 @@ task_handlers = {
     "test.hold_gil_inline": hold_gil,
     "test.isolated": isolated(isolated_echo, max_jobs_per_child=2),
 }
+
+# Tests put tasks on queues of their own: SAMPLE_TASK_QUEUES='{"test.span": "<queue>"}'.
+task_queues = json.loads(os.environ.get("SAMPLE_TASK_QUEUES", "{}"))
