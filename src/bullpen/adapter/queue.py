@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
+from bullpen.adapter.adding import JobAdder
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import (
     JOB_STATES,
@@ -39,6 +40,7 @@ class QueueClient:
             queue_name, {"connection": queue_client(connection_kwargs(url)), "prefix": prefix}
         )
         self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
+        self._adder = JobAdder(self._queue)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -54,23 +56,19 @@ class QueueClient:
 
     async def add(self, name: str, data: Any, options: JobOptions) -> str:
         try:
-            job = await self._queue.add(name, data, options.to_port())
+            return await self._adder.add(name, data, options)
         except Exception as exc:
             _raise_if_full(exc, f"job {name!r} was not enqueued")
             raise
-        return str(job.id)
 
     async def add_bulk(self, jobs: Sequence[tuple[str, Any, JobOptions]]) -> list[str]:
         """Add (task, data, options) triples atomically, in one MULTI/EXEC round trip; returns
         their job ids in order."""
         try:
-            added = await self._queue.addBulk([
-                {"name": name, "data": data, "opts": options.to_port()}
-                for name, data, options in jobs])
+            return await self._adder.add_many(jobs)
         except Exception as exc:
             _raise_if_full(exc, f"none of the {len(jobs)} jobs was enqueued")
             raise
-        return [str(job.id) for job in added]
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or None; an id that names one of the queue's own keys (`meta`) is no job."""
