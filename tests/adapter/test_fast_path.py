@@ -24,7 +24,7 @@ from bullpen.adapter import (
     WorkerOptions,
     connection_kwargs,
 )
-from bullpen.adapter.pipelining import PipeliningRedis
+from bullpen.adapter.pipelining import FLUSH_AT, Link, PipeliningRedis
 from tests.helpers.redis_server import PrivateRedis
 
 
@@ -168,3 +168,27 @@ async def test_delayed_jobs_start_on_time_not_on_the_server_timer_tick(private_u
         await client.close()
     lateness_ms = [started[job_id] - due_ms for job_id, due_ms in due.items()]
     assert sorted(lateness_ms)[len(lateness_ms) // 2] < 30, lateness_ms
+
+
+async def test_many_commands_of_one_turn_go_out_a_few_at_a_time(
+        private_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One write for all of them left Redis idle while the worker handled a batch of replies,
+    # and the worker idle while Redis ran the next batch (c=50 ran at about half the rate).
+    writes: list[int] = []
+    send = Link.send
+
+    def counted(link: Link, packed: bytes, waiters: list[Any]) -> None:
+        writes.append(len(waiters))
+        send(link, packed, waiters)
+
+    monkeypatch.setattr(Link, "send", counted)
+    client = PipeliningRedis(decode_responses=True, **connection_kwargs(private_url))
+    try:
+        await client.ping()
+        writes.clear()
+        results = await asyncio.gather(*(client.incr("spread") for _ in range(50)))
+        assert results == list(range(1, 51))
+        assert max(writes) <= FLUSH_AT
+        assert len(writes) >= 50 // FLUSH_AT
+    finally:
+        await client.aclose()

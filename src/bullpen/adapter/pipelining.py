@@ -3,11 +3,12 @@
 A single-connection client has one command in flight at a time, so 50 concurrent jobs wait on
 each other's round trips. Node BullMQ's ioredis instead writes every command issued in the same
 event-loop turn in one write and reads the replies in order. This client does the same, on an
-asyncio protocol: the commands of a loop turn are packed by hiredis and written together, and
-each reply resolves its caller's future as it arrives (hiredis parses it, redis-py's reply
-callbacks and error classes apply). No task per command or per batch. When the server drops
-the connection, the commands it had not answered are sent once more on a new one (as ioredis
-does by default); a new connection runs AUTH, SELECT and the `on_connect` hook first.
+asyncio protocol: the commands of a loop turn are packed by hiredis and written together (in
+writes of FLUSH_AT commands when many come at once), and each reply resolves its caller's
+future as it arrives (hiredis parses it, redis-py's reply callbacks and error classes apply).
+No task per command or per batch. When the server drops the connection, the commands it had
+not answered are sent once more on a new one (as ioredis does by default); a new connection
+runs AUTH, SELECT and the `on_connect` hook first.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 _Command = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]", bool]
 _Waiter = tuple["asyncio.Future[Any]", Callable[..., Any] | None, _Command]
 Resend = Callable[[list[_Waiter], Exception], None]
+# A busy worker's replies arrive together, and the jobs they finish issue their next commands in
+# the same loop turn. Held for one write, those commands reached Redis only after the last
+# reply was handled, so Redis and the worker took turns idling; written every few commands,
+# Redis runs the first while the worker handles the rest (c=50: 1.8x the jobs per second).
+FLUSH_AT = 8
 
 
 def _args(command: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -141,7 +147,10 @@ class PipeliningRedis(aioredis.Redis):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((args, options, future, False))
-        self._schedule(loop)
+        if len(self._queued) >= FLUSH_AT and self._link is not None:
+            self._flush()
+        else:
+            self._schedule(loop)
         return await future
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
