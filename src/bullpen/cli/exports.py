@@ -77,8 +77,9 @@ def register(app: typer.Typer) -> None:
         verb = "would delete" if dry_run else "deleted"
 
         def announce(name: str, size_bytes: int) -> None:
+            # Not typer.echo: it flushed every line, a write per deleted file.
             if not as_json:
-                typer.echo(f"{verb} {name} ({size_bytes} bytes)")
+                sys.stdout.write(f"{verb} {name} ({size_bytes} bytes)\n")
 
         async def go(client: QueueClient) -> CleanupReport | str:
             try:
