@@ -16,6 +16,7 @@ from bullpen.doctor.check import Check, fail, ok, skip, warn
 from bullpen.errors import BullpenError
 from bullpen.loader import Definitions
 from bullpen.reconcile import schedule_status
+from bullpen.redis_tls import describe
 from bullpen.redis_url import redact
 from bullpen.runtime.heartbeat import live_workers
 from bullpen.settings import Settings
@@ -71,7 +72,8 @@ async def check_server(loaded: Settings, declared: Definitions | BullpenError) -
     try:
         info = await _info(url)
     except (RedisError, OSError, BullpenError) as exc:
-        unreachable = fail("redis", f"{redact(url)} ({source}) is unreachable: {exc}",
+        unreachable = fail("redis", f"{redact(url)} ({source}) is unreachable: "
+                           f"{describe(exc, url)}",
                            "start Redis there or correct WORKER_REDIS_URL (unset it to use the "
                            "embedded one-machine server)")
         return [unreachable, *(skip(name, "no Redis") for name in NAMES[1:])]

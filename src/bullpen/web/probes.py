@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from bullpen.reconcile import schedule_status
+from bullpen.redis_tls import describe
 from bullpen.runtime import heartbeat
 from bullpen.web.state import WebState, web_state
 
@@ -82,7 +83,7 @@ async def readiness(state: WebState) -> dict[str, dict[str, Any]]:
     try:
         await _bounded(state.client.ping())
     except Exception as exc:
-        reason = f"Redis unreachable ({type(exc).__name__})"
+        reason = f"Redis unreachable ({describe(exc, state.client_url)})"
         skipped = _check(False, "skipped: Redis unreachable")
         return {"redis": _check(False, reason), "maxmemory_policy": skipped,
                 "worker_heartbeat": skipped, "schedules_registered": skipped}
