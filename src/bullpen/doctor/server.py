@@ -12,6 +12,7 @@ from redis.exceptions import RedisError, ResponseError
 from bullpen import embedded
 from bullpen.adapter import QueueClient, quick_client
 from bullpen.definitions.schedule import ScheduledJob
+from bullpen.doctor import shared_exports
 from bullpen.doctor.check import Check, fail, ok, skip, warn
 from bullpen.errors import BullpenError
 from bullpen.loader import Definitions
@@ -23,7 +24,7 @@ from bullpen.settings import Settings
 from bullpen.version import __version__
 
 NAMES = ("redis", "redis version", "eviction policy", "persistence", "queue", "workers",
-         "schedules", "failed jobs")
+         "schedules", "failed jobs", shared_exports.NAME)
 MIN_VERSION = (6, 2, 0)
 FAILED_WINDOW_MS = 3600 * 1000
 
@@ -82,6 +83,7 @@ async def check_server(loaded: Settings, declared: Definitions | BullpenError) -
     queues = _queues(loaded, declared)
     for queue in queues:
         checks += await _queue_checks(loaded, url, queue, declared, named=len(queues) > 1)
+    checks.append(await shared_exports.check_shared_exports(loaded, url, queues))
     return checks
 
 
