@@ -92,6 +92,10 @@ def explain(error: BaseException, address: RedisAddress) -> str:
     if tls and "WRONG_VERSION_NUMBER" in text:
         return (f"the server does not speak TLS on port {address.port}: use redis:// for a "
                 f"plain port, or the server's tls-port ({DOCS})")
+    if tls and "Timeout connecting" in text:
+        # A plain Redis port reads the TLS greeting as the start of a command and waits.
+        return (f"{text}: no TLS handshake; if port {address.port} is the server's plain "
+                f"port, use redis:// or the server's tls-port ({DOCS})")
     if tls and any(sign in text for sign in _REFUSED_CLIENT):
         return f"the server refused the TLS connection ({text}): {CLIENT_CERT_FIX} ({DOCS})"
     if not tls and address.path is None and any(sign in text for sign in _DROPPED):

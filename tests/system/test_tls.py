@@ -10,10 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.exceptions import RedisError
 
 from bullpen import SyncClient
+from bullpen.adapter import probe
 from bullpen.errors import RedisUnavailableError
+from bullpen.redis_tls import describe
 from tests.helpers.processes import Proc, run_cli, running_worker
+from tests.helpers.redis_server import private_redis
 from tests.helpers.tls import HOST, Certificates, make_certificates, tls_redis
 from tests.helpers.web import running_web
 
@@ -126,6 +130,21 @@ def test_a_server_that_requires_client_certificates_says_which_options_to_set(
                    monkeypatch)
     _refused_everywhere(env, "the server refused the TLS connection",
                         "ssl_certfile=/path/to/client.pem&ssl_keyfile=/path/to/client.key")
+
+
+async def test_a_scheme_that_does_not_match_the_port_is_explained(
+        certs: Certificates, tls_port: int) -> None:
+    plain_to_tls = f"redis://{HOST}:{tls_port}/0"
+    with pytest.raises(RedisError) as raised:
+        await probe(plain_to_tls)
+    assert "if the server accepts only TLS, use a rediss:// URL" in describe(raised.value,
+                                                                             plain_to_tls)
+    with private_redis() as plain:
+        tls_to_plain = f"rediss://127.0.0.1:{plain.port}/0?ssl_ca_certs={certs.ca}"
+        with pytest.raises(RedisError) as raised:
+            await probe(tls_to_plain, timeout_s=1)
+    assert f"if port {plain.port} is the server's plain port, use redis://" in describe(
+        raised.value, tls_to_plain)
 
 
 @pytest.mark.parametrize("option", [CA, "ssl_certfile", "ssl_keyfile"])
