@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis
 
+from bullpen import doctor
 from bullpen.exports.identity import ensure_identity
 from tests.helpers.processes import Proc, eventually, run_cli
 from tests.helpers.web import running_web
@@ -84,8 +85,9 @@ def test_a_worker_on_another_export_directory_is_named(env: dict[str, str],
 
 
 @pytest.mark.parametrize("doctor_dir", ["missing", "other"])
-def test_doctor_on_a_host_without_the_workers_directory(env: dict[str, str], tmp_path: Path,
-                                                        doctor_dir: str) -> None:
+def test_doctor_on_a_host_without_the_workers_directory(
+        env: dict[str, str], tmp_path: Path, doctor_dir: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     (tmp_path / "other").mkdir()
@@ -93,12 +95,13 @@ def test_doctor_on_a_host_without_the_workers_directory(env: dict[str, str], tmp
     worker = Proc(["worker"], {**env, "EXPORT_DIR": str(shared)})
     try:
         worker.wait_for("Worker started and ready")
-        doctor_env = {**env, "EXPORT_DIR": str(tmp_path / doctor_dir)}
+        monkeypatch.setenv("EXPORT_DIR", str(tmp_path / doctor_dir))  # doctor runs here
         said = "has no export directory marker" if doctor_dir == "missing" else \
             "sees another directory"
 
         def reported() -> bool:
-            return said in _doctor_line(doctor_env)
+            found = {check.name: check for check in doctor.run_checks()}["shared exports"]
+            return found.status == "fail" and said in found.message
 
         eventually(reported, timeout=10, interval=0.5)
     finally:
