@@ -24,7 +24,7 @@ _HOST = re.compile(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]")
 # In a URL that does not parse, a password value may run to the end (an unencoded `&`).
 _SECRET_PARAM = re.compile(r"(?i)((?:password|pass|pwd|secret|token)=).*")
 _COMMON_PARAMS = frozenset({"db", "username", "password"})
-_TLS_PARAMS = frozenset({"ssl_cert_reqs", "ssl_ca_certs"})
+_TLS_PARAMS = frozenset({"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"})
 _CERT_REQS = ("none", "optional", "required")
 
 

@@ -10,6 +10,7 @@ from bullpen import logs
 from bullpen.adapter import QueueClient, probe
 from bullpen.embedded import ensure_server
 from bullpen.redis_address import redact
+from bullpen.redis_tls import describe
 from bullpen.settings import Settings
 
 __all__ = ["client_for", "redact", "resolve_url", "wait_for_redis"]
@@ -48,7 +49,7 @@ async def wait_for_redis(url: str, stop: asyncio.Event | None = None,
             return True
         except Exception as exc:
             log.warning("Redis at %s is unreachable (%s); retrying in %.1f s",
-                        redact(url), type(exc).__name__, delay)
+                        redact(url), describe(exc, url), delay)
         if stop is not None:
             try:
                 await asyncio.wait_for(stop.wait(), delay)

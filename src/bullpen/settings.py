@@ -19,6 +19,7 @@ from bullpen.keyspace import Keyspace
 from bullpen.queue_names import QueueSpec, parse_queue_specs
 from bullpen.redis_address import RedisUrlError, redact
 from bullpen.redis_address import parse as parse_redis_url
+from bullpen.redis_tls import check_files as check_tls_files
 
 _SECRET_FIELDS = frozenset({"export_token_secret", "web_auth_token", "web_basic_auth",
                             "web_metrics_token"})
@@ -111,7 +112,7 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                parse_redis_url(value)
+                check_tls_files(parse_redis_url(value))
             except RedisUrlError as exc:
                 raise ValueError(str(exc).removeprefix("Redis URL: ")) from None
         return value

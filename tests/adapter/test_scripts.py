@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bullpen.adapter import ActiveJob, JobOptions, QueueClient, QueueWorker, WorkerOptions
+from bullpen.adapter.scripts import WORKER_SCRIPTS, port_script, script_commands
 from tests.helpers.redis_server import PrivateRedis
 
 
@@ -52,3 +54,13 @@ async def test_a_reconnected_worker_never_meets_noscript(server: PrivateRedis) -
         await client.close()
     assert "errorstat_NOSCRIPT" not in server.client.info("errorstats")
     assert int(server.client.info("commandstats")["cmdstat_script|load"]["calls"]) >= 9
+
+
+def test_script_commands_are_every_command_the_worker_scripts_run() -> None:
+    found = script_commands()
+    assert {"zadd", "xadd", "rpoplpush", "hincrby", "pexpire", "lpos"} <= found
+    assert all(name.islower() and name.isalpha() for name in found)
+    for name in WORKER_SCRIPTS:  # each literal `rcall("X"` of the worker's scripts is listed
+        body = port_script(name).body.decode()
+        called = {match.lower() for match in re.findall(r'rcall\("([A-Za-z]+)"', body)}
+        assert called <= found, (name, called - found)

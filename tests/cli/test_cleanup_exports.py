@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
-from bullpen.exports import naming
+from bullpen.exports import identity, naming
 from bullpen.exports.service import ExportService
 from bullpen.redis_lock import RedisLock
 from bullpen.settings import Settings
@@ -50,7 +50,8 @@ def planted(service: ExportService, settings: Settings, tmp_path: Path) -> dict[
     link = naming.data_name(make_export_id(hours=99))
     (directory / link).symlink_to(outside)
     (directory / "foreign.csv").write_text("not ours")
-    survivors = pair(fresh) | {link, "foreign.csv"}
+    identity.ensure_identity(directory)  # as a worker's heartbeat writes it: it stays
+    survivors = pair(fresh) | {link, "foreign.csv", identity.MARKER}
     return {"expired": expired, "fresh": fresh, "survivors": survivors, "outside": outside}
 
 
@@ -195,4 +196,5 @@ async def test_command_and_task_started_together(env: dict[str, str], worker: Pr
     assert "another export cleanup is running" in task_report["skipped"]
     command_report = json.loads(command.output[command.output.index("{"):])
     assert command_report["deleted"] == 20_000 and command_report["error_count"] == 0
-    assert await asyncio.to_thread(os.listdir, settings.export_path) == []
+    # Only the directory's identity marker is left (once the worker's heartbeat wrote it).
+    assert set(await asyncio.to_thread(os.listdir, settings.export_path)) <= {identity.MARKER}

@@ -17,7 +17,7 @@ import pytest
 import time_machine
 
 from bullpen.errors import CleanupLockedError, ExportDirectoryError, ExportError
-from bullpen.exports import naming, sweep
+from bullpen.exports import identity, naming, sweep
 from bullpen.exports.cleanup import run_cleanup
 from bullpen.exports.service import ExportService
 from bullpen.redis_lock import RedisLock
@@ -67,7 +67,9 @@ def planted(service: ExportService, settings: Settings, outside: Path) -> dict[s
     sealed.mkdir(mode=0)
     undecodable = os.fsencode(str(directory)) + b"/r\xe9sum\xe9.txt"
     Path(os.fsdecode(undecodable)).write_text("latin-1 name")
-    return {"expired": expired, "fresh": fresh, "in_progress": in_progress.name,
+    marker = identity.ensure_identity(directory)
+    age_file(directory / identity.MARKER, timedelta(days=30))
+    return {"marker": marker, "expired": expired, "fresh": fresh, "in_progress": in_progress.name,
             "abandoned": abandoned.name, "link_name": link_name, "orphan": orphan,
             "locked_out": locked_out, "undecodable": os.fsdecode(undecodable).rsplit("/", 1)[1]}
 
@@ -77,9 +79,10 @@ async def test_cleanup_table(settings: Settings, raw_redis: Any, planted: dict[s
     report = await run_cleanup(settings, raw_redis)
     expected_left = pair(planted["fresh"]) | {
         planted["in_progress"], planted["link_name"], "link-to-dir", "notes.txt", "sealed-dir",
-        planted["undecodable"],
+        planted["undecodable"], identity.MARKER,
     }
     assert listing(settings.export_path) == expected_left
+    assert identity.read_identity(settings.export_path) == planted["marker"] is not None
     assert len(os.listdir(outside)) == 2
     assert (outside / "precious.txt").read_text() == "keep me"
     assert sorted(report.expired) == sorted([planted["expired"], planted["locked_out"]])

@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
 from bullpen.redis_address import parse
+from bullpen.redis_tls import check_files
 
 
 def connection_kwargs(url: str) -> dict[str, Any]:
@@ -33,6 +34,7 @@ def connection_kwargs(url: str) -> dict[str, Any]:
         return kwargs
     kwargs.update(host=address.host, port=address.port)
     if address.scheme == "rediss":
+        check_files(address)
         kwargs["ssl"] = True
         kwargs.update(address.tls)
     return kwargs

@@ -8,7 +8,9 @@ connection can still cause NOSCRIPT: then every script is loaded again and the c
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -80,3 +82,18 @@ class ScriptRegistry:
     async def _load_all(self, client: Any) -> None:
         await asyncio.gather(*(client.execute_command("SCRIPT LOAD", script.body)
                                for script in self.scripts.values()))
+
+
+# `rcall("ZADD", …)` and `redis.call('get', …)`: a command a script runs, by its literal name.
+_CALLED = re.compile(rb"""(?:rcall|redis\.p?call)\(\s*["']([A-Za-z]+)["']""")
+
+
+@functools.cache
+def script_commands() -> frozenset[str]:
+    """Every command BullMQ's shipped scripts run (lower case), for permission checks: Redis
+    checks a user's ACL on each command a script runs, not only on the EVALSHA."""
+    found: set[str] = set()
+    for entry in (files("bullmq") / "commands").iterdir():
+        if entry.name.endswith(".lua"):
+            found.update(name.decode().lower() for name in _CALLED.findall(entry.read_bytes()))
+    return frozenset(found)

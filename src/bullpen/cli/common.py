@@ -15,6 +15,7 @@ from bullpen.adapter import QueueClient, probe
 from bullpen.errors import BullpenError, RedisUnavailableError, SettingsError
 from bullpen.loader import Definitions, load_definitions
 from bullpen.queue_names import check_queue_name
+from bullpen.redis_tls import describe
 from bullpen.redis_url import redact, resolve_url
 from bullpen.settings import Settings, load_settings
 from bullpen.telemetry import log_trace_ids
@@ -80,7 +81,7 @@ def with_clients(loaded: Settings, queues: list[str],
         except Exception as exc:
             # The port's client retries a dead server for minutes; a command should say so now.
             raise RedisUnavailableError(
-                f"Redis at {redact(url)} does not answer ({type(exc).__name__}: {exc}); "
+                f"Redis at {redact(url)} does not answer ({describe(exc, url)}); "
                 "check WORKER_REDIS_URL and that the server runs (bullpen doctor tells more)"
             ) from None
         clients = [QueueClient(url, queue, loaded.worker_prefix) for queue in queues]

@@ -21,6 +21,7 @@ from bullpen.job_ids import check_job_id
 from bullpen.loader import importable_registry, load_exporters, load_registry
 from bullpen.producer import check_data, enqueue, enqueue_bulk, job_options, route
 from bullpen.queue_names import check_queue_name
+from bullpen.redis_tls import describe
 from bullpen.redis_url import redact, resolve_url
 from bullpen.settings import Settings, load_settings
 from bullpen.telemetry import telemetry_for
@@ -95,7 +96,7 @@ class Client:
         except Exception as exc:
             # The queue's own client would retry a dead server for minutes inside a request.
             raise RedisUnavailableError(
-                f"Redis at {redact(url)} does not answer ({type(exc).__name__}: {exc}); check "
+                f"Redis at {redact(url)} does not answer ({describe(exc, url)}); check "
                 "WORKER_REDIS_URL and that the server runs (bullpen doctor tells more)") from None
         await asyncio.to_thread(self._load_definitions)
         self._url = url

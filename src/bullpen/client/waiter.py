@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from bullpen import logs
 from bullpen.errors import JobNotFoundError
 from bullpen.keyspace import Keyspace
+from bullpen.redis_tls import pool_options
 
 log = logs.get("client")
 
@@ -91,7 +92,7 @@ class JobWaiter:
         # one that blocks makes every wait's check share a single connection.
         # decode_responses goes to the pool: a client given a pool ignores its own.
         self._redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool(
-            max_connections=1, decode_responses=True, **connection))
+            max_connections=1, decode_responses=True, **pool_options(connection)))
         self._connection = connection
         self._keys = keys
         self._poll_interval_s = poll_interval_s

@@ -7,22 +7,26 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from bullpen import embedded
 from bullpen.adapter import QueueClient, quick_client
 from bullpen.definitions.schedule import ScheduledJob
+from bullpen.doctor import access, shared_exports
+from bullpen.doctor.access import check_access
 from bullpen.doctor.check import Check, fail, ok, skip, warn
 from bullpen.errors import BullpenError
 from bullpen.loader import Definitions
 from bullpen.reconcile import schedule_status
+from bullpen.redis_tls import describe
 from bullpen.redis_url import redact
 from bullpen.runtime.heartbeat import live_workers
 from bullpen.settings import Settings
 from bullpen.version import __version__
 
-NAMES = ("redis", "redis version", "eviction policy", "persistence", "queue", "workers",
-         "schedules", "failed jobs")
+QUEUE_NAMES = ("queue", "workers", "schedules", "failed jobs")
+NAMES = ("redis", "redis version", "eviction policy", "persistence", access.NAME, *QUEUE_NAMES,
+         shared_exports.NAME)
 MIN_VERSION = (6, 2, 0)
 FAILED_WINDOW_MS = 3600 * 1000
 
@@ -34,10 +38,15 @@ def _target(loaded: Settings) -> tuple[str | None, str]:
     return embedded.status(loaded.bullpen_var_dir).url, "embedded server"
 
 
-async def _info(url: str) -> dict[str, Any]:
+async def _info(url: str) -> dict[str, Any] | None:
+    """INFO plus two CONFIG values; None when Redis answers but the user may not run INFO."""
     connection = quick_client(url, timeout_s=5)
     try:
-        info: dict[str, Any] = await connection.info()
+        try:
+            info: dict[str, Any] = await connection.info()
+        except NoPermissionError:
+            await connection.ping()
+            return None
         info["_save"] = await _config_value(connection, "save")
         info["_appendfsync"] = await _config_value(connection, "appendfsync")
         return info
@@ -71,15 +80,24 @@ async def check_server(loaded: Settings, declared: Definitions | BullpenError) -
     try:
         info = await _info(url)
     except (RedisError, OSError, BullpenError) as exc:
-        unreachable = fail("redis", f"{redact(url)} ({source}) is unreachable: {exc}",
+        unreachable = fail("redis", f"{redact(url)} ({source}) is unreachable: "
+                           f"{describe(exc, url)}",
                            "start Redis there or correct WORKER_REDIS_URL (unset it to use the "
                            "embedded one-machine server)")
         return [unreachable, *(skip(name, "no Redis") for name in NAMES[1:])]
-    checks = [ok("redis", f"{redact(url)} answers ({source})"), _version(info), _eviction(info),
-              _persistence(info)]
+    checks = [ok("redis", f"{redact(url)} answers ({source})")]
+    if info is None:
+        checks += [skip(name, "the Redis user may not run INFO (see permissions)")
+                   for name in NAMES[1:4]]
+    else:
+        checks += [_version(info), _eviction(info), _persistence(info)]
     queues = _queues(loaded, declared)
     for queue in queues:
         checks += await _queue_checks(loaded, url, queue, declared, named=len(queues) > 1)
+    if any(check.name.startswith(access.NAME) and check.status == "fail" for check in checks):
+        checks.append(skip(shared_exports.NAME, "permissions are missing"))
+    else:
+        checks.append(await shared_exports.check_shared_exports(loaded, url, queues))
     return checks
 
 
@@ -90,8 +108,13 @@ async def _queue_checks(loaded: Settings, url: str, queue: str,
     schedules = (declared if isinstance(declared, BullpenError)
                  else declared.schedules_on(queue, loaded.worker_default_queue))
     try:
-        found = [await _queue(client), await _workers(client, loaded),
-                 await _schedules(client, schedules), await _failed_jobs(client)]
+        access = await check_access(client)
+        if access.status == "fail":
+            # The other checks would only meet the same refusal.
+            found = [access, *(skip(name, "permissions are missing") for name in QUEUE_NAMES)]
+        else:
+            found = [access, await _queue(client), await _workers(client, loaded),
+                     await _schedules(client, schedules), await _failed_jobs(client)]
     finally:
         await client.close()
     if not named:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bullpen.errors import ExportDirectoryError
-from bullpen.exports import naming
+from bullpen.exports import identity, naming
 from bullpen.exports.naming import Kind, ParsedName
 from bullpen.exports.store import check_directory
 from bullpen.logs import printable
@@ -112,6 +112,8 @@ class _Sweeper:
 
     def visit(self, entry: os.DirEntry[str]) -> None:
         name = entry.name
+        if name == identity.MARKER:
+            return  # the directory's identity lives as long as the directory
         parsed = naming.parse(name)
         reason = _type_refusal(entry)
         if reason is None and parsed is None:

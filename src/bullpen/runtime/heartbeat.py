@@ -29,6 +29,10 @@ class WorkerInfo:
     schedules: dict[str, str] = field(default_factory=dict)
     # Jobs finished in each of the 60 minutes up to the one `last_seen` falls in, oldest first.
     jobs_per_minute: list[int] = field(default_factory=list)
+    # The export directory it writes to, and its marker's id (exports/identity.py); None from
+    # a worker older than the marker, or before its directory exists.
+    export_dir: str = ""
+    export_dir_id: str | None = None
 
     @property
     def age_s(self) -> float:
@@ -38,10 +42,12 @@ class WorkerInfo:
 async def beat(client: QueueClient, worker_id: str, concurrency: int, started_at: float,
                active_jobs: list[str], ttl_s: float,
                schedules: dict[str, str] | None = None,
-               jobs_per_minute: list[int] | None = None) -> None:
+               jobs_per_minute: list[int] | None = None,
+               export_dir: tuple[str, str | None] = ("", None)) -> None:
     now = time.time()
     info = WorkerInfo(worker_id, socket.gethostname(), os.getpid(), __version__, concurrency,
-                      started_at, now, active_jobs, schedules or {}, jobs_per_minute or [])
+                      started_at, now, active_jobs, schedules or {}, jobs_per_minute or [],
+                      *export_dir)
     pipe = client.redis.pipeline(transaction=False)
     pipe.set(client.keys.worker(worker_id), json.dumps(asdict(info)), px=int(ttl_s * 1000))
     pipe.zadd(client.keys.workers, {worker_id: now})

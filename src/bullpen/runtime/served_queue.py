@@ -19,6 +19,7 @@ from bullpen.cancellation import CancelListener
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.definitions.task import Registry
 from bullpen.errors import JobCancelledError
+from bullpen.exports.identity import ensure_identity
 from bullpen.logs import printable
 from bullpen.producer import job_options
 from bullpen.queue_names import QueueSpec
@@ -172,13 +173,17 @@ class ServedQueue:
         interval = self.settings.worker_heartbeat_interval_s
         declared = declared_digests(self.schedules, job_options(self.settings))
         started = time.time()
+        directory = self.settings.export_path.absolute()
         while True:
             try:
+                # Read again on every beat: the directory may appear, or be remounted, later.
+                export_dir = (str(directory), await asyncio.to_thread(ensure_identity, directory))
                 await asyncio.wait_for(
                     heartbeat.beat(self.client, worker.worker_id, self.concurrency, started,
                                    worker.active_job_ids, ttl_s=interval * 3,
                                    schedules=declared, jobs_per_minute=dispatcher.stats.series
-                                   .last_hour(int(time.time() * 1000) // MINUTE_MS)),
+                                   .last_hour(int(time.time() * 1000) // MINUTE_MS),
+                                   export_dir=export_dir),
                     timeout=interval * 2)
                 await dispatcher.stats.flush(self.client)
                 self._on_connection(None)

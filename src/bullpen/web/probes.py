@@ -11,7 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from bullpen.exports.identity import FIX, ensure_identity, mismatch_summary, workers_elsewhere
 from bullpen.reconcile import schedule_status
+from bullpen.redis_tls import describe
 from bullpen.runtime import heartbeat
 from bullpen.web.state import WebState, web_state
 
@@ -75,6 +77,17 @@ async def _schedules(state: WebState) -> dict[str, Any]:
     return _check(True, f"all {declared} declared schedule(s) registered")
 
 
+async def _export_dir(state: WebState) -> dict[str, Any]:
+    """Every worker that publishes its export directory writes to this web's (by marker id)."""
+    own_id = await asyncio.to_thread(ensure_identity, state.settings.export_path.absolute())
+    found = await _bounded(asyncio.gather(*(heartbeat.alive_workers(view.client)
+                                            for view in state.all_queues)))
+    elsewhere = workers_elsewhere(own_id, [info for infos in found for info in infos])
+    if elsewhere:
+        return _check(False, f"{mismatch_summary(own_id, elsewhere, 'web')}; {FIX}")
+    return _check(True, "the live workers write exports to this web's export directory")
+
+
 async def readiness(state: WebState) -> dict[str, dict[str, Any]]:
     # Readiness is about the whole deployment: every known queue, whatever the path names.
     state = state.on(state.settings.worker_default_queue)
@@ -82,14 +95,15 @@ async def readiness(state: WebState) -> dict[str, dict[str, Any]]:
     try:
         await _bounded(state.client.ping())
     except Exception as exc:
-        reason = f"Redis unreachable ({type(exc).__name__})"
+        reason = f"Redis unreachable ({describe(exc, state.client_url)})"
         skipped = _check(False, "skipped: Redis unreachable")
         return {"redis": _check(False, reason), "maxmemory_policy": skipped,
-                "worker_heartbeat": skipped, "schedules_registered": skipped}
+                "worker_heartbeat": skipped, "schedules_registered": skipped,
+                "export_dir": skipped}
     checks = {"redis": _check(True, "PING answered")}
-    names = ("maxmemory_policy", "worker_heartbeat", "schedules_registered")
+    names = ("maxmemory_policy", "worker_heartbeat", "schedules_registered", "export_dir")
     results = await asyncio.gather(_eviction_policy(state), _workers(state), _schedules(state),
-                                   return_exceptions=True)
+                                   _export_dir(state), return_exceptions=True)
     for name, result in zip(names, results, strict=True):
         checks[name] = (result if isinstance(result, dict)
                         else _check(False, f"check failed: {type(result).__name__}: {result}"))
