@@ -77,12 +77,31 @@ async def _pending(client: QueueClient) -> list[str]:
     return sorted(found)
 
 
-async def test_a_due_tick_survives_a_restart_with_unchanged_schedules(client: QueueClient) -> None:
+async def _stored(client: QueueClient, name: str, tick_id: str) -> list[dict[str, str]]:
+    """The scheduler's hash and its pending tick's hash as Redis holds them: any upsert
+    rewrites them (the tick's `timestamp` is its creation time)."""
+    stored = []
+    for key in (f"repeat:{name}", tick_id):
+        raw = await client.redis.hgetall(client.keys.bullmq(key))
+        stored.append({str(field): str(value) for field, value in raw.items()})
+    return stored
+
+
+@pytest.mark.parametrize("every_ms", [None, 1000], ids=["cron", "every"])
+async def test_a_due_tick_survives_a_restart_with_unchanged_schedules(
+        client: QueueClient, every_ms: int | None) -> None:
     # Re-upserting deletes the pending tick even when it is due; unchanged means untouched.
-    await reconcile(client, [_every_second()], OPTIONS)
+    await reconcile(client, [_every_second(every_ms=every_ms)], OPTIONS)
     due = await _until_due(client, "tick")
-    assert (await reconcile(client, [_every_second()], OPTIONS)).unchanged == ["tick"]
+    before = await _stored(client, "tick", f"repeat:tick:{due}")
+    assert before[0] and before[1]
+    result = await reconcile(client, [_every_second(every_ms=every_ms)], OPTIONS)
+    assert result.unchanged == ["tick"]
     assert await _pending(client) == [f"repeat:tick:{due}"]
+    assert await _stored(client, "tick", f"repeat:tick:{due}") == before
+    record = await client.get_scheduler("tick")
+    assert record is not None and (record.next_ms, record.iteration_count) == (
+        due, int(before[0].get("ic", 0)))
 
 
 @pytest.mark.parametrize("every_ms", [None, 1000], ids=["cron", "every"])
