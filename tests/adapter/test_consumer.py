@@ -95,7 +95,7 @@ def test_worker_refuses_to_start_outside_a_running_loop(redis_url: str, queue_na
     # Refused before anything is built: no coroutine of the half-made worker left unawaited.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(RuntimeError, match="^no running event loop$"):
+        with pytest.raises(RuntimeError, match=r"^no running event loop$"):
             worker.start(on_error=lambda exc: None)
         gc.collect()
     assert [str(item.message) for item in caught] == []
