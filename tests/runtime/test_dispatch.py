@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,10 +15,11 @@ import pytest
 from bullpen import logs
 from bullpen.adapter import JobOptions, JobRecord, QueueClient, QueueWorker
 from bullpen.cancellation import CancelRequest
-from bullpen.definitions.task import Registry
+from bullpen.definitions.task import Registry, isolated
 from bullpen.errors import JobCancelledError, UnrecoverableJobError
 from bullpen.runtime.context import JobContext
 from bullpen.runtime.dispatch import Dispatcher
+from bullpen.runtime.series import FAILED, FINE_STEP_MIN, OK, RETRIED
 from bullpen.runtime.served_queue import worker_options
 from bullpen.settings import Settings
 
@@ -47,6 +50,14 @@ async def _wait_forever(data: dict[str, Any], ctx: JobContext) -> None:
     await asyncio.sleep(60)
 
 
+async def _context(data: dict[str, Any], ctx: JobContext) -> list[Any]:
+    return [ctx.worker_id, ctx.settings.worker_default_queue, await ctx.redis.ping()]
+
+
+def _in_child(data: dict[str, Any], ctx: JobContext) -> list[Any]:
+    return [data["n"] * 3, ctx.job.id, os.getpid()]
+
+
 def _block(data: dict[str, Any], ctx: JobContext) -> str:
     time.sleep(0.5)  # ignores the request: finishing afterwards is still not a success
     return "ran on"
@@ -54,7 +65,8 @@ def _block(data: dict[str, Any], ctx: JobContext) -> str:
 
 HANDLERS: dict[str, Callable[..., Any]] = {
     "double": _double, "thread.name": _thread_name, "refuse": _refuse, "flaky": _flaky,
-    "wait": _wait_forever, "block": _block}
+    "wait": _wait_forever, "block": _block, "context": _context,
+    "isolated": isolated(_in_child)}
 
 
 @pytest.fixture
@@ -87,16 +99,32 @@ async def _started(client: QueueClient, task: str) -> str:
     return job_id
 
 
+def _outcomes(dispatcher: Dispatcher) -> dict[str, list[int]]:
+    """Task → [ok, failed, retried] attempts in the dispatcher's unflushed series."""
+    return {name: [tally[OK], tally[FAILED], tally[RETRIED]]
+            for (step, _, name), tally in dispatcher.stats.series.drain().items()
+            if step == FINE_STEP_MIN}
+
+
 async def test_handlers_run_with_their_results_counted_per_task(
-        dispatcher: Dispatcher, client: QueueClient) -> None:
+        dispatcher: Dispatcher, client: QueueClient, settings: Settings,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bullpen.worker")
     doubled = await client.add("double", {"n": 21}, JobOptions())
     threaded = await client.add("thread.name", {}, JobOptions())
+    context = await client.add("context", {}, JobOptions())
+    in_child = await client.add("isolated", {"n": 5}, JobOptions())
     assert (await _finished(client, doubled)).return_value == 42
+    assert (await _finished(client, context)).return_value == [
+        dispatcher.worker_id, settings.worker_default_queue, True]
+    tripled, job_id, pid = (await _finished(client, in_child, 30)).return_value
+    assert (tripled, job_id) == (15, in_child) and pid != os.getpid()
+    assert f"Processing job {doubled} of type double" in caplog.messages
     record = await _finished(client, threaded)
     assert str(record.return_value).startswith("bullpen-job")
     assert (await client.get_logs(threaded)) == [f"in {record.return_value}"]
     tallies = {name: tally[:2] for name, tally in dispatcher.stats._tallies.items()}
-    assert tallies == {"double": [1, 0], "thread.name": [1, 0]}
+    assert tallies == {name: [1, 0] for name in ("double", "thread.name", "context", "isolated")}
     assert dispatcher.running == {}
 
 
@@ -112,8 +140,8 @@ async def test_unknown_tasks_and_unrecoverable_errors_fail_at_once_others_retry(
         assert (record.state, record.attempts_made) == ("failed", attempts)
     reason = (await _finished(client, unknown)).failed_reason
     assert str(reason).startswith(
-        "no handler registered for task 'dubble' (known: block, double, flaky, refuse")
-    assert "did you mean 'double'?" in str(reason)
+        "no handler registered for task 'dubble' (known: block, context, double, flaky, "
+        "isolated, refuse, thread.name, wait); did you mean 'double'?")
     assert (await _finished(client, refused)).failed_reason == "bad input 7"
     record = await _finished(client, flaky)
     assert (record.state, record.return_value, record.attempts_made) == (
@@ -122,10 +150,13 @@ async def test_unknown_tasks_and_unrecoverable_errors_fail_at_once_others_retry(
     assert f"Job {refused} of type refuse failed (attempt 1 of 3): bad input 7" in failed
     assert f"Job {flaky} of type flaky failed (attempt 1 of 3): first attempt fails" in failed
     assert dispatcher.stats._tallies["flaky"][:2] == [1, 1]
+    # A failed attempt BullMQ will run again counts as retried, the last one as failed.
+    assert _outcomes(dispatcher) == {"dubble": [0, 1, 2], "refuse": [0, 1, 0],
+                                     "flaky": [1, 0, 1]}
 
 
 async def test_a_cancel_request_stops_the_run_it_names_and_only_that(
-        dispatcher: Dispatcher, client: QueueClient) -> None:
+        dispatcher: Dispatcher, client: QueueClient, caplog: pytest.LogCaptureFixture) -> None:
     job_id = await _started(client, "wait")
     token = dispatcher.running[job_id]
     assert not dispatcher.cancel(job_id, "another-run", JobCancelledError("stale"))
@@ -135,6 +166,9 @@ async def test_a_cancel_request_stops_the_run_it_names_and_only_that(
     assert (record.state, record.failed_reason, record.attempts_made) == (
         "failed", "cancelled: by the test", 1)
     assert job_id not in dispatcher.running
+    assert f"Job {job_id} of type wait stopped (attempt 1): cancelled: by the test" in (
+        caplog.messages)
+    assert _outcomes(dispatcher) == {"wait": [0, 1, 0]}  # cancelled: never retried
 
 
 async def test_a_def_handler_that_runs_on_after_a_cancel_request_still_fails(
@@ -147,3 +181,5 @@ async def test_a_def_handler_that_runs_on_after_a_cancel_request_still_fails(
     dispatcher.deliver(CancelRequest(job_id, dispatcher.running[job_id], "stop it"))
     record = await _finished(client, job_id)
     assert (record.state, record.failed_reason) == ("failed", "cancelled: stop it")
+    # It ran its 0.5 s to the end; bounded by the test's timeout above.
+    assert 500 <= dispatcher.stats._tallies["block"][2] < 15_000
