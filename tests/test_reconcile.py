@@ -8,7 +8,7 @@ import pytest
 
 from bullpen.adapter import JobOptions, QueueClient, now_ms
 from bullpen.definitions.schedule import ScheduledJob
-from bullpen.reconcile import Reconciler, declared_digests, reconcile
+from bullpen.reconcile import Reconciler, declared_digests, digest, fingerprint, reconcile
 from bullpen.runtime import heartbeat
 
 OPTIONS = JobOptions(attempts=3)
@@ -18,14 +18,49 @@ def _hourly(name: str = "cleanup-exports-hourly", pattern: str = "0 * * * *") ->
     return ScheduledJob(name=name, task_name="exports.cleanup", pattern=pattern)
 
 
-async def test_first_run_adds_then_a_second_run_changes_nothing(client: QueueClient) -> None:
-    first = await reconcile(client, [_hourly()], OPTIONS)
-    second = await reconcile(client, [_hourly()], OPTIONS)
+@pytest.mark.parametrize("tz", [None, "Asia/Kolkata"])
+async def test_first_run_adds_then_a_second_run_changes_nothing(
+        client: QueueClient, tz: str | None) -> None:
+    def declared(data: dict[str, int]) -> ScheduledJob:
+        return ScheduledJob(name="cleanup-exports-hourly", task_name="exports.cleanup",
+                            pattern="0 * * * *", tz=tz, data=data)
+
+    first = await reconcile(client, [declared({"b": 1, "a": 2})], OPTIONS)
+    # The same data written in another key order is the same schedule.
+    second = await reconcile(client, [declared({"a": 2, "b": 1})], OPTIONS)
     assert (first.added, second.unchanged, second.added, second.updated) == (
         ["cleanup-exports-hourly"], ["cleanup-exports-hourly"], [], [])
     [record] = await client.get_schedulers()
-    assert (record.id, record.task_name, record.pattern) == (
-        "cleanup-exports-hourly", "exports.cleanup", "0 * * * *")
+    assert (record.id, record.task_name, record.pattern, record.tz) == (
+        "cleanup-exports-hourly", "exports.cleanup", "0 * * * *", tz)
+
+
+def test_the_stored_fingerprint_and_the_heartbeat_digest_keep_their_format() -> None:
+    # Both are compared with what older versions wrote (Redis, peers' heartbeats): a change of
+    # format would re-upsert every schedule once, and flap them in a mixed fleet.
+    text = fingerprint(ScheduledJob(name="n", task_name="exports.cleanup", pattern="0 * * * *",
+                                    data={"b": 1, "a": 2}), OPTIONS)
+    assert text == '["exports.cleanup","0 * * * *",null,null,{"a":2,"b":1},3,"exponential",1000]'
+    assert digest(text) == "e43a90d0973bb706"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (_hourly(), _hourly(pattern="30 * * * *")),
+    (_hourly(), ScheduledJob(name="cleanup-exports-hourly", task_name="exports.cleanup",
+                             pattern="0 * * * *", tz="Asia/Kolkata")),
+], ids=["pattern", "tz"])
+async def test_new_timing_replaces_a_pending_tick_that_is_not_due(
+        client: QueueClient, before: ScheduledJob, after: ScheduledJob) -> None:
+    await reconcile(client, [before], OPTIONS)
+    [old_tick] = await _pending(client)
+    assert (await reconcile(client, [after], OPTIONS)).updated == ["cleanup-exports-hourly"]
+    record = await client.get_scheduler("cleanup-exports-hourly")
+    assert record is not None and record.next_ms is not None
+    # Both changes move the hourly fire to half past the hour, UTC (Kolkata is UTC+5:30).
+    assert record.next_ms % 3_600_000 == 1_800_000 and (record.pattern, record.tz) == (
+        after.pattern, after.tz)
+    assert await _pending(client) == [f"repeat:cleanup-exports-hourly:{record.next_ms}"]
+    assert old_tick not in await _pending(client)
 
 
 async def test_changed_pattern_data_or_options_update_the_scheduler(client: QueueClient) -> None:
