@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
-from bullpen.adapter import JobOptions, QueueClient, now_ms
+from bullpen.adapter import JobOptions, QueueClient, SchedulerRecord, now_ms
 from bullpen.definitions.schedule import ScheduledJob
-from bullpen.reconcile import Reconciler, declared_digests, digest, fingerprint, reconcile
+from bullpen.reconcile import (
+    MISSED_GRACE_MS,
+    Reconciler,
+    ReconcileResult,
+    compare,
+    declared_digests,
+    digest,
+    fingerprint,
+    log_result,
+    missed_runs,
+    reconcile,
+)
 from bullpen.runtime import heartbeat
 
 OPTIONS = JobOptions(attempts=3)
@@ -206,3 +218,67 @@ async def test_three_workers_reconciling_at_once_register_each_schedule_once(
 
 async def test_an_unknown_scheduler_reads_as_none(client: QueueClient) -> None:
     assert await client.get_scheduler("never-declared") is None
+
+
+JUNE_1_NOON_MS = 1_780_315_200_000  # 2026-06-01T12:00:00Z
+HOUR_MS = 3_600_000
+
+
+def _record(name: str, task: str, pattern: str | None = None, every_ms: int | None = None,
+            tz: str | None = None, next_ms: int | None = None) -> SchedulerRecord:
+    return SchedulerRecord(id=name, task_name=task, pattern=pattern, every_ms=every_ms, tz=tz,
+                           next_ms=next_ms, iteration_count=0)
+
+
+def test_compare_lists_declared_schedules_first_then_registered_ones_by_owner() -> None:
+    declared = [ScheduledJob(name="a", task_name="t.a", pattern="0 2 * * *", tz="Europe/Paris"),
+                ScheduledJob(name="b", task_name="t.b", every_ms=5000)]
+    mine = _record("a", "t.a", "0 2 * * *", tz="Europe/Paris", next_ms=JUNE_1_NOON_MS + 1)
+    foreign = _record("node", "report", "0 3 * * *", next_ms=7)
+    orphan = _record("old", "t.old", every_ms=60_000, next_ms=8)
+    statuses = compare(declared, [foreign, mine, orphan], owned={"a", "old"})
+    assert [(s.name, s.task_name, s.pattern, s.every_ms, s.tz, s.status, s.record)
+            for s in statuses] == [
+        ("a", "t.a", "0 2 * * *", None, "Europe/Paris", "registered", mine),
+        ("b", "t.b", None, 5000, None, "missing", None),
+        ("node", "report", "0 3 * * *", None, None, "foreign", foreign),
+        ("old", "t.old", None, 60_000, None, "orphaned", orphan)]
+    assert [status.as_dict(JUNE_1_NOON_MS) for status in statuses[:2]] == [
+        {"name": "a", "task": "t.a", "pattern": "0 2 * * *", "every_ms": None,
+         "tz": "Europe/Paris", "status": "registered", "description": "At 02:00 AM",
+         "next": ["2026-06-02T02:00:00+02:00", "2026-06-03T02:00:00+02:00",
+                  "2026-06-04T02:00:00+02:00"],
+         "registered_next_ms": JUNE_1_NOON_MS + 1},
+        {"name": "b", "task": "t.b", "pattern": None, "every_ms": 5000, "tz": "UTC",
+         "status": "missing", "description": "Every 5000 ms", "next": [],
+         "registered_next_ms": None}]
+
+
+def test_missed_runs_count_in_the_schedule_s_zone_up_to_the_grace() -> None:
+    # Hourly at :00 in Kolkata (UTC+5:30) fires at :30 UTC; the first missed one at 08:30 UTC.
+    kolkata = _record("k", "t", "0 * * * *", tz="Asia/Kolkata",
+                      next_ms=JUNE_1_NOON_MS - 3 * HOUR_MS - HOUR_MS // 2)
+    # At 11:31 the grace (60 s) ends exactly at the 11:30 fire: it counts.
+    assert missed_runs(kolkata, JUNE_1_NOON_MS - HOUR_MS // 2 + MISSED_GRACE_MS) == 4
+    # At 12:15 UTC: still 08:30..11:30 (the zone-less hour would add 09:00..12:00).
+    assert missed_runs(kolkata, JUNE_1_NOON_MS + HOUR_MS // 4) == 4
+    due = _record("d", "t", every_ms=1000, next_ms=JUNE_1_NOON_MS - MISSED_GRACE_MS)
+    assert missed_runs(due, JUNE_1_NOON_MS) == 0  # late by the grace exactly: not missed yet
+    neither = _record("n", "t", next_ms=0)
+    assert missed_runs(neither, JUNE_1_NOON_MS) == 1
+
+
+def test_the_log_names_each_schedule_then_the_diff(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bullpen.worker")
+    result = ReconcileResult(added=["a"], removed=["old"], unchanged=["b"], foreign=["node", "x"],
+                             deferred=["b"])
+    log_result(result, [_hourly("a"), _every_second("b", every_ms=5000)], " on queue q")
+    assert list(dict.fromkeys(caplog.messages)) == [
+        "Scheduled job registered: a (0 * * * *) on queue q",
+        "Scheduled job registered: b (every 5000 ms) on queue q",
+        "Scheduled job removed: old (no longer declared on queue q)",
+        "Scheduled job b left as registered: live workers declare it so; this worker's version "
+        "applies once they are gone",
+        "Left alone 2 scheduler(s) bullpen did not create on queue q: node, x",
+        "Schedules reconciled on queue q: 1 added, 0 updated, 1 removed, 1 unchanged, 2 foreign, "
+        "1 deferred"]
