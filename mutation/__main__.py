@@ -48,7 +48,7 @@ TARGETS = {
                              "test_an_isolated_handler_runs_in_a_child_process_with_the_job",)),
     # bullpen's consume loop (the old adapter/worker): start and close, and each job's run.
     "worker": Target(("src/bullpen/adapter/consumer.py", "src/bullpen/adapter/runner.py"),
-                     ("tests/adapter", "tests/runtime/test_dispatch.py"), 1500,
+                     ("tests/adapter", "tests/runtime/test_dispatch.py"), 1200,
                      (*SLOW_ADAPTER_TESTS, "tests/runtime/test_dispatch.py::"
                       "test_an_isolated_handler_runs_in_a_child_process_with_the_job")),
     "sweep": Target(("src/bullpen/exports/sweep.py",), ("tests/exports/test_cleanup.py",), 900),
