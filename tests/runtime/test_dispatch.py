@@ -170,6 +170,12 @@ async def test_a_cancel_request_stops_the_run_it_names_and_only_that(
     token = dispatcher.running[job_id]
     assert not dispatcher.cancel(job_id, "another-run", JobCancelledError("stale"))
     assert not dispatcher.cancel("no-such-job", None, JobCancelledError("nobody"))
+    # From the cancel listener: a request naming an earlier run of this job, or a job this
+    # worker has not started, is kept aside, not applied to what runs now.
+    dispatcher.deliver(CancelRequest(job_id, "an-earlier-run", "stale"))
+    dispatcher.deliver(CancelRequest("not-started", "its-token", "early"))
+    await asyncio.sleep(0.2)
+    assert dispatcher.running == {job_id: token}
     assert dispatcher.cancel(job_id, token, JobCancelledError("by the test"))
     record = await _finished(client, job_id)
     assert (record.state, record.failed_reason, record.attempts_made) == (
