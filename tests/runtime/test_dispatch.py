@@ -155,6 +155,9 @@ async def test_unknown_tasks_and_unrecoverable_errors_fail_at_once_others_retry(
     record = await _finished(client, flaky)
     assert (record.state, record.return_value, record.attempts_made) == (
         "completed", "second attempt", 2)
+    # The failed attempt left its reason and traceback on the job, as Node's worker does.
+    assert record.failed_reason == "first attempt fails" and len(record.stacktrace) == 1
+    assert record.stacktrace[0].rstrip().endswith("ValueError: first attempt fails")
     failed = [r.getMessage() for r in caplog.records if r.name == logs.get("worker").name]
     assert f"Job {refused} of type refuse failed (attempt 1 of 3): bad input 7" in failed
     assert f"Job {flaky} of type flaky failed (attempt 1 of 3): first attempt fails" in failed
