@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -96,11 +97,15 @@ def _run(name: str, target: Target) -> dict[str, list[str]]:
     log = where / "mutmut.log"
     started = time.monotonic()
     with log.open("w") as out:
+        # A session of its own: at the budget, mutmut and the test process it forked stop too.
+        run = subprocess.Popen([mutmut, "run", "--max-children", "1"], cwd=where, stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True,
+                               env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         try:
-            subprocess.run([mutmut, "run", "--max-children", "1"], cwd=where, stdout=out,
-                           stderr=subprocess.STDOUT, timeout=target.budget_s, check=False,
-                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            run.wait(timeout=target.budget_s)
         except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGTERM)
+            run.wait()
             print(f"{name}: stopped after its budget of {target.budget_s} s; "
                   "mutants not reached count as 'not checked'")
     results = subprocess.run([mutmut, "results", "--all", "true"], cwd=where,
