@@ -10,6 +10,7 @@ import pytest
 from bullpen.adapter import JobOptions, QueueClient, SchedulerRecord, now_ms
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.reconcile import (
+    MAX_MISSED_COUNTED,
     MISSED_GRACE_MS,
     Reconciler,
     ReconcileResult,
@@ -234,14 +235,14 @@ def test_compare_lists_declared_schedules_first_then_registered_ones_by_owner() 
     declared = [ScheduledJob(name="a", task_name="t.a", pattern="0 2 * * *", tz="Europe/Paris"),
                 ScheduledJob(name="b", task_name="t.b", every_ms=5000)]
     mine = _record("a", "t.a", "0 2 * * *", tz="Europe/Paris", next_ms=JUNE_1_NOON_MS + 1)
-    foreign = _record("node", "report", "0 3 * * *", next_ms=7)
+    foreign = _record("node", "report", "0 3 * * *", tz="America/New_York", next_ms=7)
     orphan = _record("old", "t.old", every_ms=60_000, next_ms=8)
     statuses = compare(declared, [foreign, mine, orphan], owned={"a", "old"})
     assert [(s.name, s.task_name, s.pattern, s.every_ms, s.tz, s.status, s.record)
             for s in statuses] == [
         ("a", "t.a", "0 2 * * *", None, "Europe/Paris", "registered", mine),
         ("b", "t.b", None, 5000, None, "missing", None),
-        ("node", "report", "0 3 * * *", None, None, "foreign", foreign),
+        ("node", "report", "0 3 * * *", None, "America/New_York", "foreign", foreign),
         ("old", "t.old", None, 60_000, None, "orphaned", orphan)]
     assert [status.as_dict(JUNE_1_NOON_MS) for status in statuses[:2]] == [
         {"name": "a", "task": "t.a", "pattern": "0 2 * * *", "every_ms": None,
@@ -266,6 +267,8 @@ def test_missed_runs_count_in_the_schedule_s_zone_up_to_the_grace() -> None:
     assert missed_runs(due, JUNE_1_NOON_MS) == 0  # late by the grace exactly: not missed yet
     neither = _record("n", "t", next_ms=0)
     assert missed_runs(neither, JUNE_1_NOON_MS) == 1
+    every_second = _record("s", "t", "* * * * * *", next_ms=JUNE_1_NOON_MS - HOUR_MS)
+    assert missed_runs(every_second, JUNE_1_NOON_MS) == MAX_MISSED_COUNTED  # capped
 
 
 def test_the_log_names_each_schedule_then_the_diff(caplog: pytest.LogCaptureFixture) -> None:
@@ -282,3 +285,7 @@ def test_the_log_names_each_schedule_then_the_diff(caplog: pytest.LogCaptureFixt
         "Left alone 2 scheduler(s) bullpen did not create on queue q: node, x",
         "Schedules reconciled on queue q: 1 added, 0 updated, 1 removed, 1 unchanged, 2 foreign, "
         "1 deferred"]
+    caplog.clear()
+    log_result(ReconcileResult(), [])  # a worker serving one queue names none
+    assert caplog.messages[-1] == (
+        "Schedules reconciled: 0 added, 0 updated, 0 removed, 0 unchanged, 0 foreign")
