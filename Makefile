@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: worker test lint install bench
+.PHONY: worker test lint install bench mutation
 
 $(BIN)/bullpen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ worker: install
 	BULLPEN_ENV=$${BULLPEN_ENV:-development} $(BIN)/bullpen worker --dev
 
 lint: install
-	$(BIN)/ruff check src tests $(wildcard bench examples)
+	$(BIN)/ruff check src tests $(wildcard bench examples mutation)
 	$(BIN)/mypy
 
 test: install tests/node/node_modules/.package-lock.json lint
@@ -31,3 +31,9 @@ test: install tests/node/node_modules/.package-lock.json lint
 # Side by side with Node BullMQ; rewrites docs/benchmarks.md (about 30 minutes).
 bench: install tests/node/node_modules/.package-lock.json
 	$(BIN)/python -m bench
+
+# Mutation testing of the core modules, outside CI (docs/testing.md): one bounded mutmut run per
+# module, then the counts and surviving mutants. `make mutation MODULES="reconcile tokens"`.
+mutation: install
+	$(BIN)/pip install --quiet -e ".[mutation]"
+	nice -n 19 $(BIN)/python -m mutation $(MODULES)

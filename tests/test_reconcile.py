@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
-from bullpen.adapter import JobOptions, QueueClient, now_ms
+from bullpen.adapter import JobOptions, QueueClient, SchedulerRecord, now_ms
 from bullpen.definitions.schedule import ScheduledJob
-from bullpen.reconcile import Reconciler, declared_digests, reconcile
+from bullpen.reconcile import (
+    MAX_MISSED_COUNTED,
+    MISSED_GRACE_MS,
+    Reconciler,
+    ReconcileResult,
+    compare,
+    declared_digests,
+    digest,
+    fingerprint,
+    log_result,
+    missed_runs,
+    reconcile,
+)
 from bullpen.runtime import heartbeat
 
 OPTIONS = JobOptions(attempts=3)
@@ -18,14 +31,49 @@ def _hourly(name: str = "cleanup-exports-hourly", pattern: str = "0 * * * *") ->
     return ScheduledJob(name=name, task_name="exports.cleanup", pattern=pattern)
 
 
-async def test_first_run_adds_then_a_second_run_changes_nothing(client: QueueClient) -> None:
-    first = await reconcile(client, [_hourly()], OPTIONS)
-    second = await reconcile(client, [_hourly()], OPTIONS)
+@pytest.mark.parametrize("tz", [None, "Asia/Kolkata"])
+async def test_first_run_adds_then_a_second_run_changes_nothing(
+        client: QueueClient, tz: str | None) -> None:
+    def declared(data: dict[str, int]) -> ScheduledJob:
+        return ScheduledJob(name="cleanup-exports-hourly", task_name="exports.cleanup",
+                            pattern="0 * * * *", tz=tz, data=data)
+
+    first = await reconcile(client, [declared({"b": 1, "a": 2})], OPTIONS)
+    # The same data written in another key order is the same schedule.
+    second = await reconcile(client, [declared({"a": 2, "b": 1})], OPTIONS)
     assert (first.added, second.unchanged, second.added, second.updated) == (
         ["cleanup-exports-hourly"], ["cleanup-exports-hourly"], [], [])
     [record] = await client.get_schedulers()
-    assert (record.id, record.task_name, record.pattern) == (
-        "cleanup-exports-hourly", "exports.cleanup", "0 * * * *")
+    assert (record.id, record.task_name, record.pattern, record.tz) == (
+        "cleanup-exports-hourly", "exports.cleanup", "0 * * * *", tz)
+
+
+def test_the_stored_fingerprint_and_the_heartbeat_digest_keep_their_format() -> None:
+    # Both are compared with what older versions wrote (Redis, peers' heartbeats): a change of
+    # format would re-upsert every schedule once, and flap them in a mixed fleet.
+    text = fingerprint(ScheduledJob(name="n", task_name="exports.cleanup", pattern="0 * * * *",
+                                    data={"b": 1, "a": 2}), OPTIONS)
+    assert text == '["exports.cleanup","0 * * * *",null,null,{"a":2,"b":1},3,"exponential",1000]'
+    assert digest(text) == "e43a90d0973bb706"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    (_hourly(), _hourly(pattern="30 * * * *")),
+    (_hourly(), ScheduledJob(name="cleanup-exports-hourly", task_name="exports.cleanup",
+                             pattern="0 * * * *", tz="Asia/Kolkata")),
+], ids=["pattern", "tz"])
+async def test_new_timing_replaces_a_pending_tick_that_is_not_due(
+        client: QueueClient, before: ScheduledJob, after: ScheduledJob) -> None:
+    await reconcile(client, [before], OPTIONS)
+    [old_tick] = await _pending(client)
+    assert (await reconcile(client, [after], OPTIONS)).updated == ["cleanup-exports-hourly"]
+    record = await client.get_scheduler("cleanup-exports-hourly")
+    assert record is not None and record.next_ms is not None
+    # Both changes move the hourly fire to half past the hour, UTC (Kolkata is UTC+5:30).
+    assert record.next_ms % 3_600_000 == 1_800_000 and (record.pattern, record.tz) == (
+        after.pattern, after.tz)
+    assert await _pending(client) == [f"repeat:cleanup-exports-hourly:{record.next_ms}"]
+    assert old_tick not in await _pending(client)
 
 
 async def test_changed_pattern_data_or_options_update_the_scheduler(client: QueueClient) -> None:
@@ -77,12 +125,31 @@ async def _pending(client: QueueClient) -> list[str]:
     return sorted(found)
 
 
-async def test_a_due_tick_survives_a_restart_with_unchanged_schedules(client: QueueClient) -> None:
+async def _stored(client: QueueClient, name: str, tick_id: str) -> list[dict[str, str]]:
+    """The scheduler's hash and its pending tick's hash as Redis holds them: any upsert
+    rewrites them (the tick's `timestamp` is its creation time)."""
+    stored = []
+    for key in (f"repeat:{name}", tick_id):
+        raw = await client.redis.hgetall(client.keys.bullmq(key))
+        stored.append({str(field): str(value) for field, value in raw.items()})
+    return stored
+
+
+@pytest.mark.parametrize("every_ms", [None, 1000], ids=["cron", "every"])
+async def test_a_due_tick_survives_a_restart_with_unchanged_schedules(
+        client: QueueClient, every_ms: int | None) -> None:
     # Re-upserting deletes the pending tick even when it is due; unchanged means untouched.
-    await reconcile(client, [_every_second()], OPTIONS)
+    await reconcile(client, [_every_second(every_ms=every_ms)], OPTIONS)
     due = await _until_due(client, "tick")
-    assert (await reconcile(client, [_every_second()], OPTIONS)).unchanged == ["tick"]
+    before = await _stored(client, "tick", f"repeat:tick:{due}")
+    assert before[0] and before[1]
+    result = await reconcile(client, [_every_second(every_ms=every_ms)], OPTIONS)
+    assert result.unchanged == ["tick"]
     assert await _pending(client) == [f"repeat:tick:{due}"]
+    assert await _stored(client, "tick", f"repeat:tick:{due}") == before
+    record = await client.get_scheduler("tick")
+    assert record is not None and (record.next_ms, record.iteration_count) == (
+        due, int(before[0].get("ic", 0)))
 
 
 @pytest.mark.parametrize("every_ms", [None, 1000], ids=["cron", "every"])
@@ -152,3 +219,73 @@ async def test_three_workers_reconciling_at_once_register_each_schedule_once(
 
 async def test_an_unknown_scheduler_reads_as_none(client: QueueClient) -> None:
     assert await client.get_scheduler("never-declared") is None
+
+
+JUNE_1_NOON_MS = 1_780_315_200_000  # 2026-06-01T12:00:00Z
+HOUR_MS = 3_600_000
+
+
+def _record(name: str, task: str, pattern: str | None = None, every_ms: int | None = None,
+            tz: str | None = None, next_ms: int | None = None) -> SchedulerRecord:
+    return SchedulerRecord(id=name, task_name=task, pattern=pattern, every_ms=every_ms, tz=tz,
+                           next_ms=next_ms, iteration_count=0)
+
+
+def test_compare_lists_declared_schedules_first_then_registered_ones_by_owner() -> None:
+    declared = [ScheduledJob(name="a", task_name="t.a", pattern="0 2 * * *", tz="Europe/Paris"),
+                ScheduledJob(name="b", task_name="t.b", every_ms=5000)]
+    mine = _record("a", "t.a", "0 2 * * *", tz="Europe/Paris", next_ms=JUNE_1_NOON_MS + 1)
+    foreign = _record("node", "report", "0 3 * * *", tz="America/New_York", next_ms=7)
+    orphan = _record("old", "t.old", every_ms=60_000, next_ms=8)
+    statuses = compare(declared, [foreign, mine, orphan], owned={"a", "old"})
+    assert [(s.name, s.task_name, s.pattern, s.every_ms, s.tz, s.status, s.record)
+            for s in statuses] == [
+        ("a", "t.a", "0 2 * * *", None, "Europe/Paris", "registered", mine),
+        ("b", "t.b", None, 5000, None, "missing", None),
+        ("node", "report", "0 3 * * *", None, "America/New_York", "foreign", foreign),
+        ("old", "t.old", None, 60_000, None, "orphaned", orphan)]
+    assert [status.as_dict(JUNE_1_NOON_MS) for status in statuses[:2]] == [
+        {"name": "a", "task": "t.a", "pattern": "0 2 * * *", "every_ms": None,
+         "tz": "Europe/Paris", "status": "registered", "description": "At 02:00 AM",
+         "next": ["2026-06-02T02:00:00+02:00", "2026-06-03T02:00:00+02:00",
+                  "2026-06-04T02:00:00+02:00"],
+         "registered_next_ms": JUNE_1_NOON_MS + 1},
+        {"name": "b", "task": "t.b", "pattern": None, "every_ms": 5000, "tz": "UTC",
+         "status": "missing", "description": "Every 5000 ms", "next": [],
+         "registered_next_ms": None}]
+
+
+def test_missed_runs_count_in_the_schedule_s_zone_up_to_the_grace() -> None:
+    # Hourly at :00 in Kolkata (UTC+5:30) fires at :30 UTC; the first missed one at 08:30 UTC.
+    kolkata = _record("k", "t", "0 * * * *", tz="Asia/Kolkata",
+                      next_ms=JUNE_1_NOON_MS - 3 * HOUR_MS - HOUR_MS // 2)
+    # At 11:31 the grace (60 s) ends exactly at the 11:30 fire: it counts.
+    assert missed_runs(kolkata, JUNE_1_NOON_MS - HOUR_MS // 2 + MISSED_GRACE_MS) == 4
+    # At 12:15 UTC: still 08:30..11:30 (the zone-less hour would add 09:00..12:00).
+    assert missed_runs(kolkata, JUNE_1_NOON_MS + HOUR_MS // 4) == 4
+    due = _record("d", "t", every_ms=1000, next_ms=JUNE_1_NOON_MS - MISSED_GRACE_MS)
+    assert missed_runs(due, JUNE_1_NOON_MS) == 0  # late by the grace exactly: not missed yet
+    neither = _record("n", "t", next_ms=0)
+    assert missed_runs(neither, JUNE_1_NOON_MS) == 1
+    every_second = _record("s", "t", "* * * * * *", next_ms=JUNE_1_NOON_MS - HOUR_MS)
+    assert missed_runs(every_second, JUNE_1_NOON_MS) == MAX_MISSED_COUNTED  # capped
+
+
+def test_the_log_names_each_schedule_then_the_diff(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bullpen.worker")
+    result = ReconcileResult(added=["a"], removed=["old"], unchanged=["b"], foreign=["node", "x"],
+                             deferred=["b"])
+    log_result(result, [_hourly("a"), _every_second("b", every_ms=5000)], " on queue q")
+    assert list(dict.fromkeys(caplog.messages)) == [
+        "Scheduled job registered: a (0 * * * *) on queue q",
+        "Scheduled job registered: b (every 5000 ms) on queue q",
+        "Scheduled job removed: old (no longer declared on queue q)",
+        "Scheduled job b left as registered: live workers declare it so; this worker's version "
+        "applies once they are gone",
+        "Left alone 2 scheduler(s) bullpen did not create on queue q: node, x",
+        "Schedules reconciled on queue q: 1 added, 0 updated, 1 removed, 1 unchanged, 2 foreign, "
+        "1 deferred"]
+    caplog.clear()
+    log_result(ReconcileResult(), [])  # a worker serving one queue names none
+    assert caplog.messages[-1] == (
+        "Schedules reconciled: 0 added, 0 updated, 0 removed, 0 unchanged, 0 foreign")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -90,8 +92,13 @@ def test_worker_refuses_to_start_outside_a_running_loop(redis_url: str, queue_na
         return None
 
     worker = QueueWorker(redis_url, queue_name, "bull", WorkerOptions(), handler)
-    with pytest.raises(RuntimeError):
-        worker.start(on_error=lambda exc: None)
+    # Refused before anything is built: no coroutine of the half-made worker left unawaited.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match=r"^no running event loop$"):
+            worker.start(on_error=lambda exc: None)
+        gc.collect()
+    assert [str(item.message) for item in caught] == []
 
 
 def test_worker_options_are_checked() -> None:

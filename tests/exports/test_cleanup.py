@@ -54,6 +54,9 @@ def planted(service: ExportService, settings: Settings, outside: Path) -> dict[s
     abandoned = directory / naming.temp_name(make_export_id(hours=80), naming.Kind.DATA)
     abandoned.write_bytes(b"crashed writer")
     age_file(abandoned, timedelta(hours=72))
+    abandoned_meta = directory / naming.temp_name(make_export_id(hours=90), naming.Kind.META)
+    abandoned_meta.write_bytes(b"{")
+    age_file(abandoned_meta, timedelta(hours=90))
     link_name = naming.data_name(make_export_id(hours=30))
     (directory / link_name).symlink_to(outside / "precious.txt")
     (directory / "link-to-dir").symlink_to(outside)
@@ -76,7 +79,13 @@ def planted(service: ExportService, settings: Settings, outside: Path) -> dict[s
 
 async def test_cleanup_table(settings: Settings, raw_redis: Any, planted: dict[str, Any],
                              outside: Path) -> None:
+    directory = os.fsencode(str(settings.export_path))
+    sizes = {name: os.lstat(os.path.join(directory, name)).st_size
+             for name in os.listdir(directory)}
     report = await run_cleanup(settings, raw_redis)
+    left = set(os.listdir(directory))
+    assert report.scanned == len(sizes)
+    assert report.bytes_freed == sum(size for name, size in sizes.items() if name not in left)
     expected_left = pair(planted["fresh"]) | {
         planted["in_progress"], planted["link_name"], "link-to-dir", "notes.txt", "sealed-dir",
         planted["undecodable"], identity.MARKER,
@@ -86,26 +95,28 @@ async def test_cleanup_table(settings: Settings, raw_redis: Any, planted: dict[s
     assert len(os.listdir(outside)) == 2
     assert (outside / "precious.txt").read_text() == "keep me"
     assert sorted(report.expired) == sorted([planted["expired"], planted["locked_out"]])
-    assert (report.deleted, report.deleted_temp, report.deleted_orphans) == (2, 1, 1)
+    assert (report.deleted, report.deleted_temp, report.deleted_orphans) == (2, 2, 1)
     assert report.kept == 1
     assert report.error_count == 0 and report.vanished == 0
     assert report.skipped == {
         sweep.IN_PROGRESS: 1, sweep.SYMLINK: 2, sweep.FOREIGN: 2, sweep.DIRECTORY: 1,
     }
-    shown_names = {example["name"] for example in report.skipped_examples}
-    assert "r\\xe9sum\\xe9.txt" in shown_names
+    shown_names = {example["name"]: example["reason"] for example in report.skipped_examples}
+    assert shown_names["r\\xe9sum\\xe9.txt"] == sweep.FOREIGN
+    assert shown_names["link-to-dir"] == sweep.SYMLINK
     json.dumps(report.to_dict())  # printable even with an undecodable name
 
 
 async def test_dry_run_lists_exactly_the_expired_and_deletes_nothing(
         settings: Settings, raw_redis: Any, planted: dict[str, Any]) -> None:
     before = listing(settings.export_path)
-    seen: list[str] = []
+    seen: list[tuple[str, int]] = []
     report = await run_cleanup(settings, raw_redis, dry_run=True,
-                               on_expired=lambda name, _size: seen.append(name))
+                               on_expired=lambda name, size: seen.append((name, size)))
     assert listing(settings.export_path) == before
-    assert sorted(seen) == sorted(naming.data_name(planted[key])
-                                  for key in ("expired", "locked_out"))
+    names = [naming.data_name(planted[key]) for key in ("expired", "locked_out")]
+    assert sorted(seen) == sorted(
+        (name, (settings.export_path / name).lstat().st_size) for name in names)
     assert report.dry_run and report.deleted == 2
     assert report.bytes_freed > 0
 
@@ -148,6 +159,8 @@ def test_file_removed_mid_run_is_not_an_error(settings: Settings,
     assert report.error_count == 0
     assert report.vanished >= 1
     assert report.deleted <= 1
+    # Progress after each entry (progress_every=1), and once more with the total at the end.
+    assert calls[0] == 1 and calls[-1] == calls[-2] == report.scanned
     assert listing(settings.export_path) == set()
 
 

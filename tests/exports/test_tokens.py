@@ -48,7 +48,17 @@ def _tamper_payload(token: str) -> str:
     return forged.decode().rstrip("=") + "." + rest
 
 
+def _signed_payload(payload: object, raw: bytes | None = None) -> str:
+    """A correctly signed token carrying `payload` (or `raw` bytes as the payload)."""
+    serializer = TokenSigner([NEW])._serializer
+    with time_machine.travel(NOW, tick=False):
+        if raw is None:
+            return str(serializer.dumps(payload))
+        return serializer.make_signer(serializer.salt).sign(raw).decode()
+
+
 VALID = _sign([NEW], NOW)
+MISTYPED = "malformed payload (missing or mistyped fields)"
 TABLE = [
     # (case, token, verifying secrets, expected error or None, reason fragment)
     ("valid", VALID, [NEW], None, ""),
@@ -58,12 +68,30 @@ TABLE = [
     ("wrong secret", VALID, [OTHER], TokenInvalidError, "bad signature"),
     ("rotated secret", _sign([OLD], NOW), [NEW, OLD], None, ""),
     ("future timestamp", _sign([NEW], NOW + timedelta(hours=1)), [NEW], TokenInvalidError,
-     "issued in the future"),
+     "issued in the future (2025-03-01T13:00:00+00:00); check the clocks of the signing and "
+     "verifying hosts"),
+    ("issued at the skew limit", _sign([NEW], NOW + timedelta(seconds=60)), [NEW], None, ""),
     ("wrong purpose", _sign([NEW], NOW, purpose="password-reset"), [NEW], TokenInvalidError,
-     "wrong purpose"),
+     "wrong purpose 'password-reset' (expected 'export-download')"),
     ("garbage", "not a token at all", [NEW], TokenInvalidError, "bad signature"),
     ("garbage with dots", "a.b.c", [NEW], TokenInvalidError, "bad signature"),
     ("empty", "", [NEW], TokenInvalidError, "empty token"),
+    ("blank", "  ", [NEW], TokenInvalidError, "empty token"),
+    ("payload not base64 JSON", _signed_payload(None, b"%%%"), [NEW], TokenInvalidError,
+     "malformed payload"),
+    ("payload not an object", _signed_payload([EXPORT_ID]), [NEW], TokenInvalidError,
+     "malformed payload (not an object)"),
+    ("export id not a string", _signed_payload({"e": 1, "p": "export-download", "x": 2**31}),
+     [NEW], TokenInvalidError, MISTYPED),
+    ("purpose missing", _signed_payload({"e": EXPORT_ID, "x": 2**31}), [NEW],
+     TokenInvalidError, MISTYPED),
+    ("expiry a float", _signed_payload({"e": EXPORT_ID, "p": "export-download", "x": 2.0**31}),
+     [NEW], TokenInvalidError, MISTYPED),
+    ("expiry a boolean", _signed_payload({"e": EXPORT_ID, "p": "export-download", "x": True}),
+     [NEW], TokenInvalidError, MISTYPED),
+    ("expiry out of range", _signed_payload({"e": EXPORT_ID, "p": "export-download",
+                                             "x": 10**20}),
+     [NEW], TokenInvalidError, "malformed payload (expiry out of range)"),
 ]
 
 
@@ -76,12 +104,13 @@ def test_token_table(case: str, token: str, secrets: list[str], error: type[Exce
         if error is None:
             claims = signer.decode(token)
             assert claims.export_id == EXPORT_ID
-            assert claims.expires_at == NOW + timedelta(minutes=15)
+            issued = NOW + timedelta(seconds=60) if "skew" in case else NOW
+            assert (claims.issued_at, claims.expires_at) == (issued, issued + timedelta(minutes=15))
             return
         with pytest.raises(error) as caught:
             signer.decode(token)
     if isinstance(caught.value, TokenInvalidError):
-        assert reason in caught.value.reason
+        assert caught.value.reason == reason
     if isinstance(caught.value, TokenExpiredError):
         assert caught.value.expired_at == NOW - timedelta(minutes=5)
 
@@ -132,6 +161,25 @@ def test_weak_secrets_are_refused_without_showing_them(raw: str, message: str) -
             assert part.strip() not in str(caught.value).replace("your-secret-here", "")
 
 
+GENERATE = "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("", f"EXPORT_TOKEN_SECRET is empty; set a random secret of at least 32 bytes {GENERATE}"),
+    ("your-secret-here", "EXPORT_TOKEN_SECRET is still the placeholder 'your-secret-here' from "
+                         f"the example .env; replace it {GENERATE}"),
+    ("sh0rt-s3cr3t", "EXPORT_TOKEN_SECRET is 12 bytes, shorter than the 32"),
+    (f"{NEW},", "EXPORT_TOKEN_SECRET entry 2/2 is empty; set a random secret of at least 32"),
+    (f"your-secret-here,{NEW}", "EXPORT_TOKEN_SECRET entry 1/2 is still the placeholder"),
+])
+def test_secret_errors_name_the_entry_and_the_fix(raw: str, message: str) -> None:
+    with pytest.raises(SecretError) as caught:
+        parse_secrets(raw)
+    assert str(caught.value).startswith(message)
+    if raw.startswith("sh0rt"):
+        assert str(caught.value).endswith(f"; replace it {GENERATE}")
+
+
 def test_several_secrets_newest_first() -> None:
     assert parse_secrets(f" {NEW} , {OLD} ") == [NEW, OLD]
 
@@ -145,21 +193,29 @@ def test_service_refuses_to_start_without_a_secret(offline_settings: Settings) -
 
 def test_development_mode_generates_and_persists_a_secret(
         offline_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    var_dir = tmp_path / "project" / "var"  # made with its parents, private
     dev = offline_settings.model_copy(update={"export_token_secret": SecretStr(""),
                                       "bullpen_env": "development",
-                                      "bullpen_var_dir": tmp_path / "devvar"})
+                                      "bullpen_var_dir": var_dir})
     logger = logging.getLogger("bullpen.exports")
     logger.addHandler(caplog.handler)  # bullpen's logger may not propagate to the root
     try:
         first = load_secrets(dev)
     finally:
         logger.removeHandler(caplog.handler)
-    assert "DEVELOPMENT MODE" in caplog.text
+    secret_file = var_dir / "export-token-secret"
+    # Each line once (caplog may see a record twice: through its handler and the root's).
+    assert list(dict.fromkeys(record.getMessage() for record in caplog.records)) == [
+        "DEVELOPMENT MODE: EXPORT_TOKEN_SECRET is unset, so a random secret was generated and "
+        f"saved in {secret_file}. Never use this in production: set EXPORT_TOKEN_SECRET (and "
+        "BULLPEN_ENV=production).",
+        "DEVELOPMENT MODE: export download tokens are signed with the generated secret in "
+        f"{secret_file}"]
     assert first[0] not in caplog.text
-    secret_file = tmp_path / "devvar" / "export-token-secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert var_dir.stat().st_mode & 0o777 == 0o700
     assert load_secrets(dev) == first  # a second process shares the same secret
-    assert len(first[0].encode()) >= 32
+    assert len(first[0]) == 64  # token_urlsafe(48): 48 random bytes
 
 
 def test_production_mode_never_generates(offline_settings: Settings, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
+from bullpen.runtime import heartbeat
 from bullpen.runtime.stats import read_stats
 from tests.helpers.processes import Proc, recorded_runs, run_cli, running_worker, start_worker
 from tests.helpers.redis_server import PrivateRedis
@@ -69,6 +70,34 @@ async def test_unknown_task_fails_that_job_logged_and_counted_and_the_worker_car
         while (await read_stats(client)).get("no.such.task", {}).get("failed") != 1:
             assert time.monotonic() < deadline, await read_stats(client)
             await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("extra", [(), ("--processes", "2")], ids=["one", "processes"])
+async def test_sigterm_flushes_the_last_counts_and_removes_the_heartbeat(
+        app_env: dict[str, str], client: QueueClient, extra: tuple[str, ...]) -> None:
+    # Beats (and the flushes riding on them) 60 s apart: within this test only the shutdown
+    # farewell can write the counts and take the heartbeat away; its TTL would keep it 180 s.
+    env = {**app_env, "WORKER_HEARTBEAT_INTERVAL_S": "60"}
+    size = 2 if extra else 1
+    worker = start_worker(env, *extra)
+    try:
+        deadline = time.monotonic() + 10
+        while len(alive := await heartbeat.alive_workers(client)) < size:
+            assert time.monotonic() < deadline, alive
+            await asyncio.sleep(0.05)
+        ids = [await client.add("test.record", {"n": n}, JobOptions()) for n in range(4)]
+        for job_id in ids:
+            await _wait_state(client, job_id, "completed")
+        assert "test.record" not in await read_stats(client)
+        worker.signal(signal.SIGTERM)
+        # Nothing to drain: the exit bound is the farewells' (2 s each), well inside this.
+        assert worker.wait(timeout=10) == 0
+    finally:
+        worker.kill()
+    assert (await read_stats(client))["test.record"]["processed"] == 4
+    assert await heartbeat.alive_workers(client) == []
+    assert await client.redis.exists(*(client.keys.worker(info.id) for info in alive)) == 0
+    assert "Traceback" not in worker.output
 
 
 async def test_sync_and_async_handlers_both_run_and_write_job_logs(

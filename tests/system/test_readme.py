@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from bullpen import embedded
 from tests.helpers import REPO
@@ -107,14 +108,14 @@ def _wait_for(terminal: Terminal, lines: str) -> None:
 def test_the_first_run_section_works_as_written(tmp_path: Path) -> None:
     blocks = _first_run()
     assert [kind for kind, _ in blocks].count("bash") >= 4
-    _walk(blocks, tmp_path)
+    _walk(blocks, tmp_path, {"health.check", "digest.send"})
 
 
 @pytest.mark.timeout(300)
 def test_the_several_queues_walkthrough_works_as_written(tmp_path: Path) -> None:
     blocks = _section_blocks("docs/scaling.md", "\n### Try it\n", "\n## ")
     assert [kind for kind, _ in blocks].count("bash") == 2
-    _walk(blocks, tmp_path)
+    _walk(blocks, tmp_path, {"report.build", "digest.send"})
 
 
 def test_the_scaling_docs_quote_the_example_app_verbatim() -> None:
@@ -125,9 +126,47 @@ def test_the_scaling_docs_quote_the_example_app_verbatim() -> None:
         assert block.strip() in (REPO / path).read_text(encoding="utf-8"), path
 
 
-def _walk(blocks: list[tuple[str, str]], tmp_path: Path) -> None:
+def _finished_jobs(var_dir: Path) -> tuple[dict[str, list[str]], list[str]]:
+    """From the embedded server: task name → return values of its completed jobs, on every
+    queue; and the failed reasons of every failed job."""
+    url = embedded.status(var_dir).url
+    assert url, f"no embedded server under {var_dir}"
+    connection = redis.Redis.from_url(url, decode_responses=True)
+    completed: dict[str, list[str]] = {}
+    failed: list[str] = []
+    try:
+        for key in connection.scan_iter(match="bull:*:completed", _type="zset"):
+            prefix = str(key).removesuffix("completed")
+            for job_id in connection.zrange(key, 0, -1):
+                name, value = connection.hmget(f"{prefix}{job_id!s}", ["name", "returnvalue"])
+                completed.setdefault(str(name), []).append(str(value))
+        for key in connection.scan_iter(match="bull:*:failed", _type="zset"):
+            prefix = str(key).removesuffix("failed")
+            failed += [str(connection.hget(f"{prefix}{job_id!s}", "failedReason"))
+                       for job_id in connection.zrange(key, 0, -1)]
+    finally:
+        connection.close()
+    return completed, failed
+
+
+def _wait_completed(var_dir: Path, tasks: set[str]) -> None:
+    """Each task the text enqueued completed with its handler's return value; none failed."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        completed, failed = _finished_jobs(var_dir)
+        assert not failed, failed
+        done = {name for name, values in completed.items()
+                if any(value not in ("None", "null") for value in values)}
+        if tasks <= done or time.monotonic() > deadline:
+            assert tasks <= done, completed
+            return
+        time.sleep(0.2)
+
+
+def _walk(blocks: list[tuple[str, str]], tmp_path: Path, tasks: set[str]) -> None:
     """Each bash block in a terminal of its own (a long-running one stays up as the first
-    terminal), each text block checked against the output before it."""
+    terminal), each text block checked against the output before it; then each of `tasks`
+    has completed, with a return value."""
     project = tmp_path / "bullpen"
     project.mkdir()
     _fresh_copy(project)
@@ -155,6 +194,7 @@ def _walk(blocks: list[tuple[str, str]], tmp_path: Path) -> None:
                                     capture_output=True, text=True, timeout=120, check=False)
             assert result.returncode == 0, (body, result.stdout, result.stderr)
             output = result.stdout + result.stderr
+        _wait_completed(project / "var", tasks)
     finally:
         if terminal is not None:
             terminal.ctrl_c()

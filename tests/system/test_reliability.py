@@ -26,6 +26,9 @@ from tests.helpers.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.reliability
 
+# Timer lateness on a loaded 2-core machine and the wait for a free slot on the worker that
+# takes a re-queued job; the runs docs/reliability.md records stayed inside lock + interval.
+RECOVERY_MARGIN_MS = 1000
 # Every job keeps its completed record, so "completed" can be counted against "enqueued".
 KEEP_ALL = JobOptions(attempts=3, backoff_delay_ms=100, keep_completed=100_000)
 
@@ -138,6 +141,8 @@ async def test_kill_9_of_a_random_worker_every_2_s_loses_no_job(
                      end["pid"] == run["pid"] and end["attempt"] == run["attempt"]
                      for end in ends[job])]
     lost = len(expected - done)
+    bound_ms = (int(env["WORKER_LOCK_DURATION_MS"]) + int(env["WORKER_STALLED_INTERVAL_MS"])
+                + RECOVERY_MARGIN_MS)
     report.update(
         jobs=jobs, workers=3, kills=len(kills), seed=seed,
         kills_with_jobs_in_flight=len({run["pid"] for run in in_flight}),
@@ -147,7 +152,7 @@ async def test_kill_9_of_a_random_worker_every_2_s_loses_no_job(
         enqueue_s=round(enqueue_s, 1), drain_after_last_kill_s=round(drain_s, 1),
         recovery_s_median=round(statistics.median(recoveries) / 1000, 2) if recoveries else None,
         recovery_s_max=round(max(recoveries) / 1000, 2) if recoveries else None,
-        wall_s=round(total_s, 1),
+        wall_s=round(total_s, 1), recovery_bound_s=bound_ms / 1000,
         unexplained_examples=[{"run": run, "killed_at": killed_at.get(run["pid"]),
                                "starts": starts[run["job_id"]], "ends": ends[run["job_id"]],
                                "log": [line for line in output.splitlines()
@@ -162,6 +167,8 @@ async def test_kill_9_of_a_random_worker_every_2_s_loses_no_job(
     # Every run a kill cut short was run again; a few more were re-run because the kill came
     # between the handler's end and its completion reaching Redis.
     assert {run["job_id"] for run in in_flight} <= set(duplicates)
+    # docs/reliability.md's recovery bound, from this test's settings.
+    assert recoveries and max(recoveries) <= bound_ms, (bound_ms, sorted(recoveries)[-5:])
 
 
 @pytest.mark.timeout(120)
@@ -392,6 +399,7 @@ async def test_sigterm_under_load_finishes_short_jobs_and_hands_long_ones_over(
         exit_s = (now_ms() - term_at) / 1000
         done, counts = await _wait_completed(client, {f"t{n}" for n in range(90)}, 60)
     finally:
+        output = fleet.output()
         fleet.stop()
         fleet.kill_all()
 
@@ -413,10 +421,20 @@ async def test_sigterm_under_load_finishes_short_jobs_and_hands_long_ones_over(
     )
     assert code == 0 and exit_s < timeout_s + 3
     assert "Shutdown timeout reached" in target.output
-    assert active_at_term and abandoned, "the scenario needs both short and long active jobs"
+    # Short jobs (300 ms) fit in the drain; long ones (4 s) outlive it and the lock (2 s).
+    short = sorted(job for job, _ in active_at_term if int(job[1:]) % 3)
+    long = sorted(job for job, _ in active_at_term if not int(job[1:]) % 3)
+    assert short and long, "the scenario needs both short and long active jobs"
+    assert sorted(finished) == short, "a short job active at SIGTERM did not finish in the drain"
+    assert sorted(abandoned) == long
     assert recovered == abandoned
     assert len(on_target) == len(started_before), "took a job after SIGTERM"
     assert len(done) == 90 and counts["failed"] == 0, counts
+    # One run per job; two for an abandoned one (the cut-short run and its recovery).
+    runs = {job: len(starts[job]) for job in done}
+    assert runs == {job: 2 if job in abandoned else 1 for job in done}, runs
+    for fault in ("Traceback", "Task exception was never retrieved", "Missing lock"):
+        assert fault not in output, output
 
 
 @pytest.mark.timeout(60)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
-from bullpen.adapter import JOB_STATES
+from bullpen.adapter import JOB_STATES, JobOptions, QueueClient
 from bullpen.settings import Settings
 from bullpen.web import create_app
-from tests.helpers.web import csrf_token
+from tests.helpers.processes import Proc
+from tests.helpers.web import csrf_token, running_web, wait_until
+
+
+def _job_rows(page: str) -> list[str]:
+    """The job ids a job list shows, in order."""
+    return re.findall(r'<tr data-job-id="([^"]+)"', page)
+
+
+def _worker_rows(page: str) -> list[str]:
+    """The rows of the workers table, as HTML."""
+    match = re.search(r'<table id="workers".*?<tbody>(.*?)</tbody>', page, re.S)
+    assert match, page[:500]
+    return re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)
 
 
 async def test_every_page_renders(http: httpx.AsyncClient) -> None:
@@ -22,6 +37,9 @@ async def test_every_page_renders(http: httpx.AsyncClient) -> None:
         assert 'http-equiv="refresh"' in response.text or page in ("/enqueue", "/exports")
     listed = (await http.get("/jobs/delayed")).text
     assert "Promote" in listed and "test.record" in listed
+    assert len(_job_rows(listed)) == 1 and waiting["id"] not in _job_rows(listed)
+    assert _job_rows((await http.get("/jobs/waiting")).text) == [waiting["id"]]
+    assert "No worker has sent a heartbeat" in (await http.get("/workers")).text
     assert (await http.get("/jobs/sleeping")).status_code == 404
     assert "not found" in (await http.get("/job/999999")).text
     missing = await http.get("/no/such/page")
@@ -63,3 +81,23 @@ async def test_redis_down_answers_503_with_the_reason(web_env: dict[str, str]) -
         assert "pw-hidden" not in page.text + api.text
         ready = await session.get("/readyz")
         assert ready.status_code == 503 and not ready.json()["checks"]["redis"]["ok"]
+
+
+async def test_bullpen_web_shows_a_running_worker_and_its_jobs_as_rows(
+        web_env: dict[str, str], worker: Proc, client: QueueClient) -> None:
+    done = await client.add("test.record", {"n": 1}, JobOptions())
+    later = await client.add("test.record", {"n": 2}, JobOptions(delay_ms=60_000))
+    with running_web({**web_env, "WEB_ALLOW_NO_AUTH": "true"}) as (_, base):
+        async with httpx.AsyncClient(base_url=base) as web:
+            async def completed() -> bool:
+                page = (await web.get("/jobs/completed")).text
+                return _job_rows(page) == [done]
+
+            await wait_until(completed)
+            delayed = _job_rows((await web.get("/jobs/delayed")).text)
+            assert [job for job in delayed if not job.startswith("repeat:")] == [later]
+            page = (await web.get("/workers")).text
+    [row] = _worker_rows(page)
+    assert f'<td data-label="PID" class="wide-only">{worker.popen.pid}</td>' in row
+    assert '<td data-label="Concurrency" class="wide-only">5</td>' in row
+    assert 'id="worker-count" data-live>(1)</span>' in page

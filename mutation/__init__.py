@@ -1,0 +1,1 @@
+"""`make mutation`: mutmut over the core modules (see __main__)."""
