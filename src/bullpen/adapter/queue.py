@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
+from bullpen.adapter.locators import for_key
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import (
     JOB_STATES,
@@ -35,8 +36,10 @@ class QueueClient:
         self.name = queue_name
         self.prefix = prefix
         self.keys = Keyspace(prefix, queue_name)
+        # Every key of the queue shares one hash slot: its clients talk to the node owning it.
+        self.connection = for_key(connection_kwargs(url), self.keys.bullmq("meta"))
         self._queue = bullmq.Queue(
-            queue_name, {"connection": queue_client(connection_kwargs(url)), "prefix": prefix}
+            queue_name, {"connection": queue_client(self.connection), "prefix": prefix}
         )
         self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
 

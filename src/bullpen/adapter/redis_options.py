@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
+from bullpen.adapter.locators import located, redis_client
 from bullpen.redis_address import parse
 
 
@@ -32,10 +33,10 @@ def connection_kwargs(url: str) -> dict[str, Any]:
         kwargs["unix_socket_path"] = address.path
         return kwargs
     kwargs.update(host=address.host, port=address.port)
-    if address.scheme == "rediss":
+    if address.uses_tls:
         kwargs["ssl"] = True
         kwargs.update(address.tls)
-    return kwargs
+    return located(kwargs, address)
 
 
 def queue_client(connection: dict[str, Any]) -> aioredis.Redis:
@@ -45,10 +46,11 @@ def queue_client(connection: dict[str, Any]) -> aioredis.Redis:
     The port's own retried 20 times with backoff up to 20 s: after a Redis restart a command
     waited seconds for its next attempt, and with Redis down it hung for minutes.
     """
-    return aioredis.Redis(**connection, decode_responses=True, single_connection_client=True,
-                          retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 3),
-                          retry_on_error=[BusyLoadingError, RedisConnectionError,
-                                          RedisTimeoutError])
+    client: aioredis.Redis = redis_client(
+        connection, decode_responses=True, single_connection_client=True,
+        retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 3),
+        retry_on_error=[BusyLoadingError, RedisConnectionError, RedisTimeoutError])
+    return client
 
 
 def quick_kwargs(connection: dict[str, Any], timeout_s: float, *,
@@ -65,15 +67,16 @@ def quick_kwargs(connection: dict[str, Any], timeout_s: float, *,
 
 def quick_client(url: str, timeout_s: float = 2.0) -> aioredis.Redis:
     """An asyncio client (decoded strings) for one-off checks, failing fast."""
-    return aioredis.Redis(**quick_kwargs(connection_kwargs(url), timeout_s),
-                          decode_responses=True)
+    client: aioredis.Redis = redis_client(quick_kwargs(connection_kwargs(url), timeout_s),
+                                          decode_responses=True)
+    return client
 
 
 async def one_shot(connection: dict[str, Any], *command: Any, timeout_s: float = 2.0) -> Any:
     """Run one command on a fresh connection, without the queue clients' retries."""
-    client = aioredis.Redis(**quick_kwargs(connection, timeout_s))
+    client = redis_client(quick_kwargs(connection, timeout_s))
     try:
-        return await client.execute_command(*command)  # type: ignore[no-untyped-call]
+        return await client.execute_command(*command)
     finally:
         await client.aclose()
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from bullpen.adapter import JobOptions, QueueClient, connection_kwargs, probe
+from bullpen.adapter import JobOptions, QueueClient, probe
 from bullpen.cancellation import request_cancel
 from bullpen.client.app_exports import Exports
 from bullpen.client.job import Job, JobInfo, JobSpec
@@ -233,7 +233,7 @@ class Client:
         if waiter is None:
             assert self._url is not None
             waiter = self._waiters[client.name] = JobWaiter(
-                connection_kwargs(self._url), client.keys, self._poll_interval_s)
+                client.connection, client.keys, self._poll_interval_s)
         outcome = await waiter.wait(job_id, timeout_s)
         return outcome.state, outcome.result, outcome.failed_reason
 
