@@ -18,7 +18,7 @@ from typing import Any
 from bullpen.adapter.active import ActiveJob
 from bullpen.adapter.connections import BlockingWaiter, Health, command_client
 from bullpen.adapter.fetcher import Fetcher
-from bullpen.adapter.locators import for_key
+from bullpen.adapter.locators import for_queue
 from bullpen.adapter.locks import LockRenewer
 from bullpen.adapter.options import WorkerOptions
 from bullpen.adapter.pipelining import PipeliningRedis
@@ -29,7 +29,6 @@ from bullpen.adapter.runner import JobObserver, JobRunner, Processor
 from bullpen.adapter.scripts import ScriptRegistry
 from bullpen.adapter.stalled import StalledChecker
 from bullpen.adapter.worker_names import default_worker_name, worker_client_name
-from bullpen.keyspace import Keyspace
 
 __all__ = ["ActiveJob", "Processor", "QueueWorker"]
 
@@ -56,8 +55,7 @@ class QueueWorker:
 
     def __init__(self, url: str, queue_name: str, prefix: str, options: WorkerOptions,
                  processor: Processor, observer: JobObserver | None = None) -> None:
-        self._connection = for_key(connection_kwargs(url),
-                                   Keyspace(prefix, queue_name).bullmq("meta"))
+        self._connection = for_queue(connection_kwargs(url), prefix, queue_name)
         self._queue_name = queue_name
         self._prefix = prefix
         self._options = options

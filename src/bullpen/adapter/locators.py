@@ -31,6 +31,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from bullpen.keyspace import Keyspace, check_cluster_keys
 from bullpen.redis_address import RedisAddress
 
 LOCATOR = "bullpen_locator"
@@ -160,8 +161,19 @@ def located(connection: dict[str, Any], address: RedisAddress) -> dict[str, Any]
     return connection | {LOCATOR: Locator(address, login), "host": None, "port": None}
 
 
+def for_queue(connection: dict[str, Any], prefix: str, queue: str) -> dict[str, Any]:
+    """`connection` for the node serving the queue's hash slot; under Cluster, ClusterKeyError
+    when the queue's keys would not share one slot."""
+    locator = connection.get(LOCATOR)
+    if locator is None:
+        return connection
+    if locator.address.topology == "cluster":
+        check_cluster_keys(prefix, [queue])
+    return for_key(connection, Keyspace(prefix, queue).bullmq("meta"))
+
+
 def for_key(connection: dict[str, Any], key: str) -> dict[str, Any]:
-    """`connection` for the node serving `key`'s hash slot (a queue: any of its keys)."""
+    """`connection` for the node serving `key`'s hash slot."""
     return connection | {SLOT_KEY: key} if LOCATOR in connection else connection
 
 

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
-from bullpen.adapter.locators import for_key
+from bullpen.adapter.locators import for_queue
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import (
     JOB_STATES,
@@ -24,7 +24,7 @@ from bullpen.adapter.records import (
 from bullpen.adapter.redis_options import connection_kwargs, queue_client
 from bullpen.adapter.repeat import repeat_strategy
 from bullpen.adapter.worker_names import BullmqWorker, parse_client_list
-from bullpen.errors import RedisFullError
+from bullpen.errors import RedisFullError, ReplicationError
 from bullpen.job_ids import is_queue_key
 from bullpen.keyspace import Keyspace
 
@@ -32,12 +32,15 @@ from bullpen.keyspace import Keyspace
 class QueueClient:
     """Producer and inspector for one queue (enqueue, list, counts, schedulers, actions)."""
 
-    def __init__(self, url: str, queue_name: str, prefix: str = "bull") -> None:
+    def __init__(self, url: str, queue_name: str, prefix: str = "bull",
+                 enqueue_wait: tuple[int, int] | None = None) -> None:
+        """`enqueue_wait`: (replicas, timeout ms) each add waits for with WAIT (durable)."""
         self.name = queue_name
+        self.enqueue_wait = enqueue_wait
         self.prefix = prefix
         self.keys = Keyspace(prefix, queue_name)
         # Every key of the queue shares one hash slot: its clients talk to the node owning it.
-        self.connection = for_key(connection_kwargs(url), self.keys.bullmq("meta"))
+        self.connection = for_queue(connection_kwargs(url), prefix, queue_name)
         self._queue = bullmq.Queue(
             queue_name, {"connection": queue_client(self.connection), "prefix": prefix}
         )
@@ -61,7 +64,22 @@ class QueueClient:
         except Exception as exc:
             _raise_if_full(exc, f"job {name!r} was not enqueued")
             raise
+        await self._replicated(f"job {job.id} ({name})")
         return str(job.id)
+
+    async def _replicated(self, what: str) -> None:
+        """WAIT for the replicas `enqueue_wait` asks, on the connection that wrote."""
+        if self.enqueue_wait is None:
+            return
+        replicas, timeout_ms = self.enqueue_wait
+        acked = int(await self.redis.wait(replicas, timeout_ms))
+        if acked < replicas:
+            raise ReplicationError(
+                f"{what} was added on the Redis master, but only {acked} of {replicas} "
+                f"replicas acknowledged it within {timeout_ms} ms (JOB_ENQUEUE_WAIT_REPLICAS, "
+                "JOB_ENQUEUE_WAIT_TIMEOUT_MS): a failover now could lose it. Check the "
+                "replicas (INFO replication); enqueueing again with the same job_id adds "
+                "nothing if it survived")
 
     async def add_bulk(self, jobs: Sequence[tuple[str, Any, JobOptions]]) -> list[str]:
         """Add (task, data, options) triples atomically, in one MULTI/EXEC round trip; returns
@@ -73,7 +91,10 @@ class QueueClient:
         except Exception as exc:
             _raise_if_full(exc, f"none of the {len(jobs)} jobs was enqueued")
             raise
-        return [str(job.id) for job in added]
+        ids = [str(job.id) for job in added]
+        await self._replicated(f"the {len(ids)} jobs {', '.join(ids[:3])}…" if len(ids) > 3
+                               else f"jobs {', '.join(ids)}")
+        return ids
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or None; an id that names one of the queue's own keys (`meta`) is no job."""

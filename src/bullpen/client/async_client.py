@@ -107,8 +107,8 @@ class Client:
         found = self._queues.get(queue)
         if found is None:
             assert self._url is not None
-            found = self._queues[queue] = QueueClient(self._url, queue,
-                                                      self.settings.worker_prefix)
+            found = self._queues[queue] = QueueClient(
+                self._url, queue, self.settings.worker_prefix, self.settings.enqueue_wait)
         return found
 
     def _load_definitions(self) -> None:
