@@ -158,7 +158,9 @@ def located(connection: dict[str, Any], address: RedisAddress) -> dict[str, Any]
     if address.topology == "single":
         return connection
     login = {"username": address.username, "password": address.password}
-    return connection | {LOCATOR: Locator(address, login), "host": None, "port": None}
+    # Where the connection goes is decided on connect; redis-py wants some address until then.
+    host, port = address.nodes[0]
+    return connection | {LOCATOR: Locator(address, login), "host": host, "port": port}
 
 
 def for_queue(connection: dict[str, Any], prefix: str, queue: str) -> dict[str, Any]:

@@ -1,0 +1,171 @@
+"""Real Redis topologies on loopback ports for one test: Sentinel (a master, replicas,
+sentinels) and Cluster (masters made by `redis-cli --cluster create`), killed at teardown."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from tests.helpers.redis_server import PrivateRedis, free_port, server_binary
+
+MASTER_NAME = "mymaster"
+
+
+def _wait(check: object, what: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not reached in {timeout_s} s")
+        time.sleep(0.05)
+
+
+@dataclass
+class SentinelGroup:
+    """A master, its replicas and the sentinels watching them."""
+
+    servers: list[PrivateRedis]
+    sentinels: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    sentinel_ports: list[int] = field(default_factory=list)
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 5000
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
+
+    def sentinel(self, index: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_ports[index], decode_responses=True,
+                           socket_timeout=2)
+
+    def master_port(self) -> int:
+        client = self.sentinel()
+        try:
+            return int(client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+        finally:
+            client.close()
+
+    def server_on(self, port: int) -> PrivateRedis:
+        return next(server for server in self.servers if server.port == port)
+
+    def healthy(self, replicas: int) -> bool:
+        """Every sentinel sees the master, `replicas` replicas and the other sentinels."""
+        for index in range(len(self.sentinel_ports)):
+            client = self.sentinel(index)
+            try:
+                state = client.sentinel_master(MASTER_NAME)
+            finally:
+                client.close()
+            if (int(state["num-slaves"]) != replicas
+                    or int(state["num-other-sentinels"]) != len(self.sentinel_ports) - 1
+                    or "down" in state["flags"]):
+                return False
+        return True
+
+
+def _sentinel_config(path: Path, port: int, master_port: int, group: SentinelGroup) -> None:
+    path.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {path.parent}\n"
+        f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n"
+        f"sentinel down-after-milliseconds {MASTER_NAME} {group.down_after_ms}\n"
+        f"sentinel failover-timeout {MASTER_NAME} {group.failover_timeout_ms}\n"
+        f"sentinel parallel-syncs {MASTER_NAME} 2\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def sentinel_group(replicas: int = 2, sentinels: int = 3) -> Iterator[SentinelGroup]:
+    """Started and healthy; every process killed and every file removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="bullpen-sentinel-"))
+    master = PrivateRedis(workdir / "master", persistent=False)
+    group = SentinelGroup([master])
+    try:
+        master.start()
+        for index in range(replicas):
+            replica = PrivateRedis(workdir / f"replica{index}", persistent=False, options=(
+                "--replicaof", "127.0.0.1", str(master.port)))
+            group.servers.append(replica.start())
+        for index in range(sentinels):
+            port = free_port()
+            config = workdir / f"sentinel{index}" / "sentinel.conf"
+            config.parent.mkdir()
+            _sentinel_config(config, port, master.port, group)
+            group.sentinel_ports.append(port)
+            group.sentinels.append(subprocess.Popen(
+                [server_binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+        _wait(lambda: group.healthy(replicas), "a healthy sentinel group", 30)
+        yield group
+    finally:
+        for process in group.sentinels:
+            process.kill()
+            process.wait(5)
+        for server in group.servers:
+            if server.process is not None and server.process.poll() is None:
+                server.process.kill()
+                server.process.wait(5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Cluster:
+    """Cluster masters (and their replicas) on loopback ports."""
+
+    servers: list[PrivateRedis]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{server.port}"
+                                             for server in self.servers[:2])
+
+    def owner_of(self, key: str) -> int:
+        """The port of the master serving `key`'s slot."""
+        client = self.servers[0].client
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        for start, end, primary, *_replicas in client.execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                return int(primary[1])
+        raise AssertionError(f"no master serves slot {slot}")
+
+    def server_on(self, port: int) -> PrivateRedis:
+        return next(server for server in self.servers if server.port == port)
+
+    def all_keys(self, pattern: str) -> list[str]:
+        return [key for server in self.servers for key in server.client.keys(pattern)]
+
+
+@contextlib.contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[Cluster]:
+    """A cluster of `masters` masters, all slots assigned, state ok."""
+    workdir = Path(tempfile.mkdtemp(prefix="bullpen-cluster-"))
+    cluster = Cluster([])
+    try:
+        for index in range(masters):
+            server = PrivateRedis(workdir / f"node{index}", persistent=False, options=(
+                "--cluster-enabled", "yes", "--cluster-config-file",
+                str(workdir / f"node{index}" / "nodes.conf"), "--cluster-node-timeout", "2000"))
+            cluster.servers.append(server.start())
+        subprocess.run(["redis-cli", "--cluster", "create",
+                        *(f"127.0.0.1:{server.port}" for server in cluster.servers),
+                        "--cluster-yes"], check=True, capture_output=True, timeout=30)
+        _wait(lambda: all(server.client.cluster("info")["cluster_state"] == "ok"
+                          for server in cluster.servers), "cluster_state:ok", 30)
+        yield cluster
+    finally:
+        for server in cluster.servers:
+            if server.process is not None and server.process.poll() is None:
+                server.process.kill()
+                server.process.wait(5)
+        shutil.rmtree(workdir, ignore_errors=True)
