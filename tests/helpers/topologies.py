@@ -11,12 +11,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from tests.helpers.redis_server import PrivateRedis, free_port, server_binary
 
 MASTER_NAME = "mymaster"
+# Any server may become the master: each starts a diskless sync at once.
+_REPLICATION = ("--repl-diskless-sync-delay", "0")
+
+
+def call(client: redis.Redis, *command: Any) -> Any:
+    """A raw command (redis-py's typed wrappers return unions the harness would cast)."""
+    return client.execute_command(*command)  # type: ignore[no-untyped-call]
 
 
 def _wait(check: object, what: str, timeout_s: float = 20) -> None:
@@ -54,7 +62,7 @@ class SentinelGroup:
     def master_port(self) -> int:
         client = self.sentinel()
         try:
-            return int(client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+            return int(call(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)[1])
         finally:
             client.close()
 
@@ -66,7 +74,7 @@ class SentinelGroup:
         for index in range(len(self.sentinel_ports)):
             client = self.sentinel(index)
             try:
-                state = client.sentinel_master(MASTER_NAME)
+                state: dict[str, Any] = call(client, "SENTINEL MASTER", MASTER_NAME)
             finally:
                 client.close()
             if (int(state["num-slaves"]) != replicas
@@ -89,13 +97,15 @@ def _sentinel_config(path: Path, port: int, master_port: int, group: SentinelGro
 def sentinel_group(replicas: int = 2, sentinels: int = 3) -> Iterator[SentinelGroup]:
     """Started and healthy; every process killed and every file removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="bullpen-sentinel-"))
-    master = PrivateRedis(workdir / "master", persistent=False)
+    # A diskless sync waits 5 s for more replicas by default: start it at once.
+    master = PrivateRedis(workdir / "master", persistent=False,
+                          options=_REPLICATION)
     group = SentinelGroup([master])
     try:
         master.start()
         for index in range(replicas):
             replica = PrivateRedis(workdir / f"replica{index}", persistent=False, options=(
-                "--replicaof", "127.0.0.1", str(master.port)))
+                *_REPLICATION, "--replicaof", "127.0.0.1", str(master.port)))
             group.servers.append(replica.start())
         for index in range(sentinels):
             port = free_port()
@@ -107,6 +117,8 @@ def sentinel_group(replicas: int = 2, sentinels: int = 3) -> Iterator[SentinelGr
                 [server_binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL))
         _wait(lambda: group.healthy(replicas), "a healthy sentinel group", 30)
+        _wait(lambda: all(server.client.info("replication").get("master_link_status") == "up"
+                          for server in group.servers[1:]), "replicas in sync", 30)
         yield group
     finally:
         for process in group.sentinels:
@@ -133,8 +145,8 @@ class Cluster:
     def owner_of(self, key: str) -> int:
         """The port of the master serving `key`'s slot."""
         client = self.servers[0].client
-        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
-        for start, end, primary, *_replicas in client.execute_command("CLUSTER", "SLOTS"):
+        slot = int(call(client, "CLUSTER", "KEYSLOT", key))
+        for start, end, primary, *_replicas in call(client, "CLUSTER", "SLOTS"):
             if int(start) <= slot <= int(end):
                 return int(primary[1])
         raise AssertionError(f"no master serves slot {slot}")
@@ -143,7 +155,7 @@ class Cluster:
         return next(server for server in self.servers if server.port == port)
 
     def all_keys(self, pattern: str) -> list[str]:
-        return [key for server in self.servers for key in server.client.keys(pattern)]
+        return [str(key) for server in self.servers for key in server.client.keys(pattern)]
 
 
 @contextlib.contextmanager
@@ -155,7 +167,9 @@ def redis_cluster(masters: int = 3) -> Iterator[Cluster]:
         for index in range(masters):
             server = PrivateRedis(workdir / f"node{index}", persistent=False, options=(
                 "--cluster-enabled", "yes", "--cluster-config-file",
-                str(workdir / f"node{index}" / "nodes.conf"), "--cluster-node-timeout", "2000"))
+                str(workdir / f"node{index}" / "nodes.conf"), "--cluster-node-timeout", "2000",
+                # The bus port defaults to port + 10000, past 65535 for a high free port.
+                "--cluster-port", str(free_port())))
             cluster.servers.append(server.start())
         subprocess.run(["redis-cli", "--cluster", "create",
                         *(f"127.0.0.1:{server.port}" for server in cluster.servers),

@@ -1,0 +1,93 @@
+"""What the topology tests count: enqueues a producer saw acknowledged, and the runs the
+topology app wrote to its ledger on the shared test Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from bullpen import SyncClient
+from tests.helpers import APPS_DIR
+
+
+@dataclass
+class Producer:
+    """Threads enqueueing `topo.record` jobs with ids `<tag>-<n>` until stopped; each
+    acknowledged id is kept with the time (epoch ms) its enqueue returned."""
+
+    client: SyncClient
+    tag: str
+    threads: int = 2
+    pause_s: float = 0.0
+    acked: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _running: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> Producer:
+        self._running = [threading.Thread(target=self._run, args=(index,), daemon=True)
+                         for index in range(self.threads)]
+        for thread in self._running:
+            thread.start()
+        return self
+
+    def _run(self, index: int) -> None:
+        sequence = 0
+        while not self._stop.is_set():
+            job_id = f"{self.tag}-{index}-{sequence}"
+            sequence += 1
+            try:
+                self.client.enqueue("topo.record", {}, job_id=job_id)
+            except Exception as exc:  # an outage or a durable enqueue refused: not acknowledged
+                self.failures.append(type(exc).__name__)
+                time.sleep(0.05)
+                continue
+            self.acked[job_id] = time.time() * 1000
+            if self.pause_s:
+                time.sleep(self.pause_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._running:
+            thread.join(10)
+
+    def acked_after(self, at_ms: float) -> list[str]:
+        return [job_id for job_id, acked_ms in self.acked.items() if acked_ms > at_ms]
+
+
+def ledger_env(key: str) -> dict[str, str]:
+    """The topology app (tests/apps on PYTHONPATH) and its ledger under `key`."""
+    return {"TOPOLOGY_LEDGER_URL": os.environ["BULLPEN_TEST_REDIS_URL"],
+            "TOPOLOGY_LEDGER_KEY": key, "BULLPEN_APP": "topology_app",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(APPS_DIR),
+                                                        os.environ.get("PYTHONPATH")]))}
+
+
+def ledger_runs(key: str) -> list[dict[str, Any]]:
+    connection = redis.Redis.from_url(os.environ["BULLPEN_TEST_REDIS_URL"],
+                                      decode_responses=True)
+    try:
+        return [json.loads(item) for item in connection.lrange(key, 0, -1)]
+    finally:
+        connection.close()
+
+
+def run_counts(runs: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(str(run["job_id"]) for run in runs)
+
+
+def present(client: redis.Redis, prefix: str, queue: str, job_ids: list[str]
+            ) -> dict[str, dict[str, str]]:
+    """The job hashes of `job_ids` that exist on `client`'s server."""
+    pipe = client.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hgetall(f"{prefix}:{queue}:{job_id}")
+    return {job_id: found for job_id, found in zip(job_ids, pipe.execute(), strict=True)
+            if found}

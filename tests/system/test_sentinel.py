@@ -1,0 +1,194 @@
+"""Redis Sentinel: workers, producers, the CLI and the web follow a failover by themselves.
+
+One master, two replicas, three sentinels on loopback ports (tests/helpers/topologies.py);
+the master is killed with SIGKILL while three `bullpen worker` processes run a stream of jobs.
+Runs are counted in a ledger on the shared test Redis, which no failover touches.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from bullpen import SyncClient
+from bullpen.errors import ReplicationError
+from tests.helpers.ledger import Producer, ledger_env, ledger_runs, present, run_counts
+from tests.helpers.processes import Fleet, eventually, run_cli
+from tests.helpers.topologies import SentinelGroup, sentinel_group
+from tests.helpers.web import running_web
+
+pytestmark = pytest.mark.topology
+
+# Lock = stalled interval = shutdown timeout, the defaults' ratios, shortened.
+LOCK_MS = 4000
+# Sentinel notices the master is down after down-after-milliseconds, then elects a leader and
+# promotes a replica; workers reconnect within their outage retry delay (0.2 s, doubling).
+MARGIN_MS = 2500
+
+
+@pytest.fixture
+def topo_env(offline_env: dict[str, str], redis_url: str, queue_name: str,
+             monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {**offline_env, **ledger_env(f"{queue_name}:ledger"),
+              "WORKER_LOCK_DURATION_MS": str(LOCK_MS), "WORKER_STALLED_INTERVAL_MS": str(LOCK_MS),
+              "WORKER_SHUTDOWN_TIMEOUT_S": str(LOCK_MS / 1000), "WORKER_CONCURRENCY": "4",
+              "WORKER_KEEP_COMPLETED": "100000", "WEB_AUTH_TOKEN": secrets.token_urlsafe(32)}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(values["PYTHONPATH"].split(os.pathsep)[0])
+    return values
+
+
+def _kill_master(group: SentinelGroup) -> tuple[int, float]:
+    port = group.master_port()
+    server = group.server_on(port)
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait(5)
+    return port, time.time() * 1000
+
+
+def _new_master(group: SentinelGroup, old_port: int) -> redis.Redis:
+    eventually(lambda: group.master_port() != old_port, timeout=30, interval=0.1)
+    return group.server_on(group.master_port()).client
+
+
+def _clean(output: str) -> None:
+    for bad in ("Traceback", "Task exception was never retrieved", "Missing lock",
+                "Worker error"):
+        assert bad not in output, f"{bad!r} in the workers' output:\n{output[-4000:]}"
+
+
+def test_workers_follow_a_failover_without_restart(topo_env: dict[str, str], queue_name: str,
+                                                   report: dict[str, Any]) -> None:
+    with sentinel_group() as group:
+        env = {**topo_env, "WORKER_REDIS_URL": group.url}
+        fleet = Fleet(env, 3)
+        client = SyncClient(redis_url=group.url)
+        producer = Producer(client, "j", threads=1, pause_s=0.004)
+        try:
+            fleet.ready()
+            producer.start()
+            eventually(lambda: len(ledger_runs(env["TOPOLOGY_LEDGER_KEY"])) >= 50, timeout=20)
+            old_port, killed_ms = _kill_master(group)
+            master = _new_master(group, old_port)
+            eventually(lambda: len(producer.acked_after(killed_ms)) >= 200, timeout=30)
+            producer.stop()
+            acked = list(producer.acked)
+            eventually(lambda: _all_done(master, queue_name, acked), timeout=40, interval=0.2)
+            _check_tools(env, queue_name)
+        finally:
+            producer.stop()
+            client.close()
+            codes = fleet.stop()
+        _check_outcomes(master, queue_name, producer, killed_ms, report,
+                        ledger_runs(env["TOPOLOGY_LEDGER_KEY"]))
+        assert codes == [0, 0, 0]
+        _clean(fleet.output())
+        report.update(workers=3, down_after_ms=group.down_after_ms,
+                      failover_timeout_ms=group.failover_timeout_ms, lock_ms=LOCK_MS)
+
+
+def _all_done(master: redis.Redis, queue: str, acked: list[str]) -> bool:
+    found = present(master, "bull", queue, acked)
+    return all("finishedOn" in job for job in found.values())
+
+
+def _check_outcomes(master: redis.Redis, queue: str, producer: Producer, killed_ms: float,
+                    report: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    acked = list(producer.acked)
+    found = present(master, "bull", queue, acked)
+    counts = run_counts(runs)
+    first_run: dict[str, float] = {}
+    for run in runs:
+        first_run.setdefault(str(run["job_id"]), run["at_ms"])
+    write_lost = [job_id for job_id in acked if job_id not in found]
+    # Only writes acknowledged before the kill can be missing: later ones went to the new master.
+    assert all(producer.acked[job_id] < killed_ms for job_id in write_lost), write_lost
+    for job_id, job in found.items():
+        assert job.get("returnvalue") == f'{{"ran":"{job_id}"}}', (job_id, job)
+        assert counts[job_id] >= 1, job_id
+    twice = sorted(job_id for job_id in found if counts[job_id] > 1)
+    # A second run only for a job whose first run began before the kill (its finish, or the
+    # lock, was on the old master alone): BullMQ's stalled rule gives it back.
+    assert all(first_run[job_id] < killed_ms for job_id in twice), twice
+    never_ran = [job_id for job_id in acked if counts[job_id] == 0]
+    recovered_ms = min(float(job["finishedOn"]) for job in found.values()
+                       if float(job["finishedOn"]) > killed_ms) - killed_ms
+    bound_ms = 1000 + 5000 + MARGIN_MS  # down-after + failover-timeout + reconnect margin
+    assert recovered_ms <= bound_ms, recovered_ms
+    report.update(jobs_acknowledged=len(acked), acknowledged_then_lost=len(write_lost),
+                  jobs_never_run=len(never_ran), jobs_run_twice=len(twice),
+                  kill_to_first_completion_ms=round(recovered_ms),
+                  enqueue_failures_during_failover=len(producer.failures))
+
+
+def _check_tools(env: dict[str, str], queue: str) -> None:
+    """After the failover the CLI and the web answer through the same sentinel URL."""
+    listed = run_cli(["jobs", "--state", "completed", "--limit", "1", "--queue", queue], env)
+    assert listed.returncode == 0, listed.stderr
+    added = run_cli(["enqueue", "topo.record", "--data", "{}"], env)
+    assert added.returncode == 0, added.stderr
+    with running_web(env) as (_proc, base):
+        import httpx  # noqa: PLC0415 - only this check speaks HTTP
+
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+
+
+@pytest.mark.parametrize("wait_replicas", [0, 1])
+def test_durable_enqueue_keeps_acknowledged_jobs(topo_env: dict[str, str], queue_name: str,
+                                                 wait_replicas: int, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 report: dict[str, Any]) -> None:
+    """Jobs acknowledged just before the master dies: some lost without WAIT, none with."""
+    monkeypatch.setenv("JOB_ENQUEUE_WAIT_REPLICAS", str(wait_replicas))
+    monkeypatch.setenv("JOB_ENQUEUE_WAIT_TIMEOUT_MS", "1000")
+    with sentinel_group() as group:
+        client = SyncClient(redis_url=group.url)
+        try:
+            per_enqueue_ms = _enqueue_cost(client)
+            producer = Producer(client, "d", threads=4).start()
+            eventually(lambda: len(producer.acked) >= 2000, timeout=20)
+            old_port, killed_ms = _kill_master(group)
+            master = _new_master(group, old_port)
+            eventually(lambda: len(producer.acked_after(killed_ms)) >= 10, timeout=30)
+        finally:
+            producer.stop()
+            client.close()
+        before_kill = [job_id for job_id, at in producer.acked.items() if at < killed_ms]
+        lost = set(before_kill) - set(present(master, "bull", queue_name, before_kill))
+        if wait_replicas:
+            assert not lost, sorted(lost)
+            _refused_when_replicas_are_missing(group)
+        report.update(wait_replicas=wait_replicas, acknowledged_before_kill=len(before_kill),
+                      acknowledged_then_lost=len(lost), per_enqueue_ms=per_enqueue_ms,
+                      producer_threads=4)
+
+
+def _enqueue_cost(client: SyncClient, count: int = 300) -> float:
+    started = time.perf_counter()
+    for index in range(count):
+        client.enqueue("topo.record", {}, job_id=f"cost-{index}")
+    return round((time.perf_counter() - started) * 1000 / count, 3)
+
+
+def _refused_when_replicas_are_missing(group: SentinelGroup) -> None:
+    """Asking more replicas than answer: the caller hears it, and the job exists anyway."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JOB_ENQUEUE_WAIT_REPLICAS", "5")
+        patch.setenv("JOB_ENQUEUE_WAIT_TIMEOUT_MS", "100")
+        client = SyncClient(redis_url=group.url)
+        try:
+            with pytest.raises(ReplicationError) as caught:
+                client.enqueue("topo.record", {}, job_id="short-of-replicas")
+            assert "was added on the Redis master" in str(caught.value)
+            assert client.get_job("short-of-replicas") is not None
+        finally:
+            client.close()
