@@ -91,3 +91,9 @@ def present(client: redis.Redis, prefix: str, queue: str, job_ids: list[str]
         pipe.hgetall(f"{prefix}:{queue}:{job_id}")
     return {job_id: found for job_id, found in zip(job_ids, pipe.execute(), strict=True)
             if found}
+
+
+def assert_clean_log(output: str) -> None:
+    for bad in ("Traceback", "Task exception was never retrieved", "Missing lock",
+                "Worker error"):
+        assert bad not in output, f"{bad!r} in the workers' output:\n{output[-4000:]}"

@@ -142,10 +142,15 @@ class Cluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{server.port}"
                                              for server in self.servers[:2])
 
+    def slot_of(self, key: str) -> int:
+        return int(call(self.servers[0].client, "CLUSTER", "KEYSLOT", key))
+
     def owner_of(self, key: str) -> int:
         """The port of the master serving `key`'s slot."""
+        return self.owner_of_slot(self.slot_of(key))
+
+    def owner_of_slot(self, slot: int) -> int:
         client = self.servers[0].client
-        slot = int(call(client, "CLUSTER", "KEYSLOT", key))
         for start, end, primary, *_replicas in call(client, "CLUSTER", "SLOTS"):
             if int(start) <= slot <= int(end):
                 return int(primary[1])
@@ -183,3 +188,24 @@ def redis_cluster(masters: int = 3) -> Iterator[Cluster]:
                 server.process.kill()
                 server.process.wait(5)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def migrate_slot(cluster: Cluster, slot: int, target_port: int, batch: int = 50,
+                 pause_s: float = 0.0) -> int:
+    """Move `slot` to the master on `target_port` as `redis-cli --cluster reshard` does
+    (IMPORTING, MIGRATING, MIGRATE key batches, SETSLOT NODE everywhere); returns the keys moved.
+    `pause_s` between batches keeps the slot half-moved longer (ASK and TRYAGAIN replies).
+    """
+    source = cluster.server_on(cluster.owner_of_slot(slot)).client
+    target = cluster.server_on(target_port).client
+    source_id, target_id = call(source, "CLUSTER", "MYID"), call(target, "CLUSTER", "MYID")
+    call(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+    call(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+    moved = 0
+    while keys := call(source, "CLUSTER", "GETKEYSINSLOT", slot, batch):
+        call(source, "MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys)
+        moved += len(keys)
+        time.sleep(pause_s)
+    for server in (target, source, *(other.client for other in cluster.servers)):
+        call(server, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    return moved

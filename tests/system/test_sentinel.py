@@ -7,8 +7,6 @@ Runs are counted in a ledger on the shared test Redis, which no failover touches
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -18,31 +16,17 @@ import redis
 
 from bullpen import SyncClient
 from bullpen.errors import ReplicationError
-from tests.helpers.ledger import Producer, ledger_env, ledger_runs, present, run_counts
+from tests.helpers.ledger import Producer, assert_clean_log, ledger_runs, present, run_counts
 from tests.helpers.processes import Fleet, eventually, run_cli
 from tests.helpers.topologies import SentinelGroup, sentinel_group
 from tests.helpers.web import running_web
+from tests.system.conftest import LOCK_MS
 
 pytestmark = pytest.mark.topology
 
-# Lock = stalled interval = shutdown timeout, the defaults' ratios, shortened.
-LOCK_MS = 4000
 # Sentinel notices the master is down after down-after-milliseconds, then elects a leader and
 # promotes a replica; workers reconnect within their outage retry delay (0.2 s, doubling).
 MARGIN_MS = 2500
-
-
-@pytest.fixture
-def topo_env(offline_env: dict[str, str], redis_url: str, queue_name: str,
-             monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {**offline_env, **ledger_env(f"{queue_name}:ledger"),
-              "WORKER_LOCK_DURATION_MS": str(LOCK_MS), "WORKER_STALLED_INTERVAL_MS": str(LOCK_MS),
-              "WORKER_SHUTDOWN_TIMEOUT_S": str(LOCK_MS / 1000), "WORKER_CONCURRENCY": "4",
-              "WORKER_KEEP_COMPLETED": "100000", "WEB_AUTH_TOKEN": secrets.token_urlsafe(32)}
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.syspath_prepend(values["PYTHONPATH"].split(os.pathsep)[0])
-    return values
 
 
 def _kill_master(group: SentinelGroup) -> tuple[int, float]:
@@ -57,12 +41,6 @@ def _kill_master(group: SentinelGroup) -> tuple[int, float]:
 def _new_master(group: SentinelGroup, old_port: int) -> redis.Redis:
     eventually(lambda: group.master_port() != old_port, timeout=30, interval=0.1)
     return group.server_on(group.master_port()).client
-
-
-def _clean(output: str) -> None:
-    for bad in ("Traceback", "Task exception was never retrieved", "Missing lock",
-                "Worker error"):
-        assert bad not in output, f"{bad!r} in the workers' output:\n{output[-4000:]}"
 
 
 def test_workers_follow_a_failover_without_restart(topo_env: dict[str, str], queue_name: str,
@@ -90,7 +68,7 @@ def test_workers_follow_a_failover_without_restart(topo_env: dict[str, str], que
         _check_outcomes(master, queue_name, producer, killed_ms, report,
                         ledger_runs(env["TOPOLOGY_LEDGER_KEY"]))
         assert codes == [0, 0, 0]
-        _clean(fleet.output())
+        assert_clean_log(fleet.output())
         report.update(workers=3, down_after_ms=group.down_after_ms,
                       failover_timeout_ms=group.failover_timeout_ms, lock_ms=LOCK_MS)
 

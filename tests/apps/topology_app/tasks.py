@@ -26,6 +26,6 @@ def record(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Note the run (queue, job id, worker, when) in the ledger; sleep `work_s` first."""
     time.sleep(float(data.get("work_s", 0)))
     entry = {"job_id": ctx.job.id, "queue": ctx.queue.name, "worker": ctx.worker_id,
-             "at_ms": time.time() * 1000}
+             "scheduler": ctx.job.scheduler_id, "at_ms": time.time() * 1000}
     _client().rpush(os.environ["TOPOLOGY_LEDGER_KEY"], json.dumps(entry))
     return {"ran": ctx.job.id}
