@@ -142,6 +142,10 @@ class Cluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{server.port}"
                                              for server in self.servers[:2])
 
+    def flush(self) -> None:
+        for server in self.servers:
+            server.client.flushall()
+
     def slot_of(self, key: str) -> int:
         return int(call(self.servers[0].client, "CLUSTER", "KEYSLOT", key))
 
@@ -176,9 +180,12 @@ def redis_cluster(masters: int = 3) -> Iterator[Cluster]:
                 # The bus port defaults to port + 10000, past 65535 for a high free port.
                 "--cluster-port", str(free_port())))
             cluster.servers.append(server.start())
-        subprocess.run(["redis-cli", "--cluster", "create",
-                        *(f"127.0.0.1:{server.port}" for server in cluster.servers),
-                        "--cluster-yes"], check=True, capture_output=True, timeout=30)
+        if masters == 1:  # redis-cli creates clusters of three masters or more
+            call(cluster.servers[0].client, "CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        else:
+            subprocess.run(["redis-cli", "--cluster", "create",
+                            *(f"127.0.0.1:{server.port}" for server in cluster.servers),
+                            "--cluster-yes"], check=True, capture_output=True, timeout=30)
         _wait(lambda: all(server.client.cluster("info")["cluster_state"] == "ok"
                           for server in cluster.servers), "cluster_state:ok", 30)
         yield cluster
