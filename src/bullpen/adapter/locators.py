@@ -31,6 +31,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from bullpen.adapter.sentinel_watch import switch_watch
 from bullpen.keyspace import Keyspace, check_cluster_keys
 from bullpen.redis_address import RedisAddress
 
@@ -56,9 +57,15 @@ class Locator:
     login: dict[str, Any]
     _slots: list[tuple[int, int, str, int]] | None = field(default=None, repr=False)
 
+    @property
+    def epoch(self) -> int:
+        """Bumped when Sentinel switches the master: connections made before move."""
+        return switch_watch(self.address).epoch if self.address.topology == "sentinel" else 0
+
     async def locate(self, slot_key: str | None) -> tuple[str, int]:
         """(host, port) of the master for `slot_key` (any master when None)."""
         if self.address.topology == "sentinel":
+            switch_watch(self.address).start()
             return await self._sentinel_master()
         if self._slots is None:
             self._slots = await self._cluster_slots()
@@ -123,9 +130,16 @@ class _LocatedMixin:
                  **kwargs: Any) -> None:
         self._locator = bullpen_locator
         self._slot_key = bullpen_slot_key
+        self._epoch = bullpen_locator.epoch
         super().__init__(**kwargs)
 
+    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        if self._epoch != self._locator.epoch and self.is_connected:  # type: ignore[attr-defined]
+            await self.disconnect()  # type: ignore[attr-defined]  # the master switched
+        await super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+
     async def _connect(self) -> None:
+        self._epoch = self._locator.epoch
         try:
             self.host, self.port = await self._locator.locate(self._slot_key)
             await super()._connect()  # type: ignore[misc]

@@ -48,6 +48,7 @@ class Link(asyncio.Protocol):
         self._waiting: deque[_Waiter] = deque()
         self._transport: asyncio.Transport | None = None
         self.lost: RedisError | None = None
+        self.epoch = 0  # the Locator's epoch when this connection was made
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -76,10 +77,15 @@ class Link(asyncio.Protocol):
         """A "not here any more" reply: the next commands go to a new connection."""
         if not is_moved(BaseParser.parse_error(reply)):  # type: ignore[no-untyped-call]
             return False
-        if self.lost is None:
-            kind = reply.split(maxsplit=1)[0]
-            self.lost = RedisConnectionError(f"Redis moved ({kind}): finding the master again")
+        self.moved(reply.split(maxsplit=1)[0])
         return True
+
+    def moved(self, why: str) -> None:
+        """Take no new command; close once the pending replies have come."""
+        if self.lost is None:
+            self.lost = RedisConnectionError(f"Redis moved ({why}): finding the master again")
+        if not self._waiting and self._transport is not None:
+            self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         error = RedisConnectionError(f"connection to Redis lost ({exc or 'closed'})")
@@ -185,6 +191,9 @@ class PipeliningRedis(aioredis.Redis):
         if not self._queued:
             return
         link = self._link
+        locator = self._options.get(LOCATOR)
+        if link is not None and locator is not None and link.epoch != locator.epoch:
+            link.moved("master switched")  # its pending replies still come; new ones go anew
         if link is None or link.lost is not None:
             if self._connecting is None or self._connecting.done():
                 self._connecting = asyncio.ensure_future(self._connect())
@@ -235,6 +244,7 @@ class PipeliningRedis(aioredis.Redis):
         if locator is not None:
             if self._link is not None:
                 locator.forget()  # a reconnect: the node may have moved
+            link.epoch = locator.epoch
             host, port = await locator.locate(options.get(SLOT_KEY))
         if "path" in options:
             opening = loop.create_unix_connection(lambda: link, options["path"])
