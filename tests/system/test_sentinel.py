@@ -7,6 +7,7 @@ Runs are counted in a ledger on the shared test Redis, which no failover touches
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ pytestmark = pytest.mark.topology
 # Sentinel notices the master is down after down-after-milliseconds, then elects a leader and
 # promotes a replica; workers reconnect within their outage retry delay (0.2 s, doubling).
 MARGIN_MS = 2500
+# A client hears +switch-master from the sentinel as the test does, within a loop turn or two.
+SWITCH_MARGIN_MS = 250
 
 
 def _kill_master(group: SentinelGroup) -> tuple[int, float]:
@@ -97,11 +100,35 @@ def test_workers_follow_a_demoted_master(topo_env: dict[str, str], queue_name: s
     """SENTINEL FAILOVER: the old master lives on as a replica, answering writes with READONLY
     and blocked commands with UNBLOCKED; every client moves to the new master by itself."""
     with sentinel_group() as group:
+        switched = _heard_switch(group)
         outcome = _jobs_through(group, {**topo_env, "WORKER_REDIS_URL": group.url}, queue_name,
                                 _coordinated_failover)
         lost = _check_outcomes(outcome, queue_name, report)
+    # Sentinel announces the switch (+switch-master) seconds before it demotes the old master;
+    # bullpen's clients hear it too and stop writing there: only writes acknowledged before
+    # the announcement (and the next command's send) are lost with the old master's data.
+    late = [job_id for job_id in lost
+            if outcome.producer.acked[job_id] > switched[0] + SWITCH_MARGIN_MS]
+    assert not late, (len(late), len(lost))
+    report.update(switch_to_demotion_ms=round(outcome.cut_ms - switched[0]))
     assert outcome.codes == [0, 0, 0]
     assert_clean_log(outcome.output, lost)
+
+
+def _heard_switch(group: SentinelGroup) -> list[float]:
+    """When (epoch ms) the first sentinel announces +switch-master, filled in by a thread."""
+    heard: list[float] = []
+    pubsub = group.sentinel().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("+switch-master")
+
+    def listen() -> None:
+        for _message in pubsub.listen():  # type: ignore[no-untyped-call]
+            heard.append(time.time() * 1000)
+            pubsub.close()
+            return
+
+    threading.Thread(target=listen, daemon=True).start()
+    return heard
 
 
 def _coordinated_failover(group: SentinelGroup) -> tuple[int, float]:
