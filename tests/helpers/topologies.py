@@ -18,6 +18,7 @@ import redis
 from tests.helpers.redis_server import PrivateRedis, free_port, server_binary
 
 MASTER_NAME = "mymaster"
+NODE_TIMEOUT_MS = 2000
 # Any server may become the master: each starts a diskless sync at once.
 _REPLICATION = ("--repl-diskless-sync-delay", "0")
 
@@ -147,14 +148,18 @@ class Cluster:
             server.client.flushall()
 
     def slot_of(self, key: str) -> int:
-        return int(call(self.servers[0].client, "CLUSTER", "KEYSLOT", key))
+        return int(call(self.alive()[0].client, "CLUSTER", "KEYSLOT", key))
 
     def owner_of(self, key: str) -> int:
         """The port of the master serving `key`'s slot."""
         return self.owner_of_slot(self.slot_of(key))
 
+    def alive(self) -> list[PrivateRedis]:
+        return [server for server in self.servers
+                if server.process is not None and server.process.poll() is None]
+
     def owner_of_slot(self, slot: int) -> int:
-        client = self.servers[0].client
+        client = self.alive()[0].client
         for start, end, primary, *_replicas in call(client, "CLUSTER", "SLOTS"):
             if int(start) <= slot <= int(end):
                 return int(primary[1])
@@ -168,15 +173,17 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[Cluster]:
-    """A cluster of `masters` masters, all slots assigned, state ok."""
+def redis_cluster(masters: int = 3, replicas: int = 0) -> Iterator[Cluster]:
+    """A cluster of `masters` masters (`replicas` each, in sync), all slots assigned, state ok;
+    the masters come first in `servers`."""
     workdir = Path(tempfile.mkdtemp(prefix="bullpen-cluster-"))
     cluster = Cluster([])
     try:
-        for index in range(masters):
+        for index in range(masters * (1 + replicas)):
             server = PrivateRedis(workdir / f"node{index}", persistent=False, options=(
                 "--cluster-enabled", "yes", "--cluster-config-file",
-                str(workdir / f"node{index}" / "nodes.conf"), "--cluster-node-timeout", "2000",
+                str(workdir / f"node{index}" / "nodes.conf"), "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS), *_REPLICATION,
                 # The bus port defaults to port + 10000, past 65535 for a high free port.
                 "--cluster-port", str(free_port())))
             cluster.servers.append(server.start())
@@ -185,9 +192,12 @@ def redis_cluster(masters: int = 3) -> Iterator[Cluster]:
         else:
             subprocess.run(["redis-cli", "--cluster", "create",
                             *(f"127.0.0.1:{server.port}" for server in cluster.servers),
-                            "--cluster-yes"], check=True, capture_output=True, timeout=30)
+                            "--cluster-replicas", str(replicas), "--cluster-yes"],
+                           check=True, capture_output=True, timeout=30)
         _wait(lambda: all(server.client.cluster("info")["cluster_state"] == "ok"
                           for server in cluster.servers), "cluster_state:ok", 30)
+        _wait(lambda: all(server.client.info("replication").get("master_link_status") == "up"
+                          for server in cluster.servers[masters:]), "replicas in sync", 30)
         yield cluster
     finally:
         for server in cluster.servers:

@@ -16,9 +16,18 @@ import httpx
 import pytest
 
 from bullpen import SyncClient
-from tests.helpers.ledger import Producer, assert_clean_log, ledger_runs, present, run_counts
+from tests.helpers.ledger import (
+    Outcome,
+    Producer,
+    all_done,
+    assert_clean_log,
+    check_outcomes,
+    ledger_runs,
+    present,
+    run_counts,
+)
 from tests.helpers.processes import Fleet, eventually, run_cli
-from tests.helpers.topologies import Cluster, migrate_slot, redis_cluster
+from tests.helpers.topologies import NODE_TIMEOUT_MS, Cluster, migrate_slot, redis_cluster
 from tests.helpers.web import running_web
 
 pytestmark = pytest.mark.topology
@@ -27,6 +36,9 @@ pytestmark = pytest.mark.topology
 FAST, SLOW = "{a}", "{b}"
 LIMIT_MAX, LIMIT_MS = 10, 500
 TICK_MS = 400
+# A master is failed after the node timeout (agreed by the others), its replica elected within
+# about a second more; clients reconnect within their outage retry delay.
+FAILOVER_BOUND_MS = 2 * NODE_TIMEOUT_MS + 1000 + 2500
 
 
 def test_queues_jobs_schedules_and_tools_on_a_cluster(topo_env: dict[str, str],
@@ -165,6 +177,51 @@ def test_a_slot_migration_is_followed_while_jobs_run(topo_env: dict[str, str],
         report.update(keys_moved=moved_keys, migration_ms=round(migrated_ms - started_ms),
                       jobs_acknowledged=len(acked),
                       enqueue_failures_during_migration=len(producer.failures))
+
+
+def test_a_master_failover_is_followed(topo_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                       report: dict[str, Any]) -> None:
+    """kill -9 the master of the queue's slot: its replica takes over and the workers, the
+    producer and the job waiter follow it without a restart."""
+    queue = "{f}"
+    monkeypatch.setenv("WORKER_DEFAULT_QUEUE", queue)
+    with redis_cluster(replicas=1) as cluster:
+        env = {**topo_env, "WORKER_DEFAULT_QUEUE": queue, "WORKER_REDIS_URL": cluster.url}
+        outcome = _jobs_through_a_failover(cluster, env, queue)
+        lost = check_outcomes(outcome, queue, report, FAILOVER_BOUND_MS)
+    assert outcome.codes == [0, 0]
+    assert_clean_log(outcome.output, lost)
+    report.update(node_timeout_ms=NODE_TIMEOUT_MS, masters=3, replicas_each=1, workers=2)
+
+
+def _jobs_through_a_failover(cluster: Cluster, env: dict[str, str], queue: str) -> Outcome:
+    slot = cluster.slot_of(queue)
+    fleet = Fleet(env, 2)
+    client = SyncClient(redis_url=cluster.url)
+    producer = Producer(client, "f", threads=1, pause_s=0.004)
+    key = env["TOPOLOGY_LEDGER_KEY"]
+    try:
+        fleet.ready()
+        producer.start()
+        eventually(lambda: len(ledger_runs(key)) >= 50, timeout=20)
+        old = cluster.server_on(cluster.owner_of_slot(slot))
+        assert old.process is not None
+        old.process.kill()
+        old.process.wait(5)
+        killed_ms = time.time() * 1000
+        eventually(lambda: cluster.owner_of_slot(slot) != old.port, timeout=30, interval=0.1)
+        master = cluster.server_on(cluster.owner_of_slot(slot)).client
+        eventually(lambda: len(producer.acked_after(killed_ms)) >= 200, timeout=30)
+        producer.stop()
+        acked = list(producer.acked)
+        eventually(lambda: all_done(master, queue, acked), timeout=40, interval=0.2)
+        last = acked[-1]
+        assert client.job(last, queue=queue).wait(timeout=10) == {"ran": last}
+    finally:
+        producer.stop()
+        client.close()
+        codes = fleet.stop()
+    return Outcome(master, producer, killed_ms, ledger_runs(key), codes, fleet.output())
 
 
 @pytest.mark.parametrize(("prefix", "queues", "named"), [

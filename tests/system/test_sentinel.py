@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,15 @@ import redis
 
 from bullpen import SyncClient
 from bullpen.errors import ReplicationError
-from tests.helpers.ledger import Producer, assert_clean_log, ledger_runs, present, run_counts
+from tests.helpers.ledger import (
+    Outcome,
+    Producer,
+    all_done,
+    assert_clean_log,
+    check_outcomes,
+    ledger_runs,
+    present,
+)
 from tests.helpers.processes import Fleet, eventually, run_cli
 from tests.helpers.topologies import MASTER_NAME, SentinelGroup, sentinel_group
 from tests.helpers.web import running_web
@@ -30,6 +37,7 @@ pytestmark = pytest.mark.topology
 # Sentinel notices the master is down after down-after-milliseconds, then elects a leader and
 # promotes a replica; workers reconnect within their outage retry delay (0.2 s, doubling).
 MARGIN_MS = 2500
+FAILOVER_BOUND_MS = 1000 + 5000 + MARGIN_MS  # down-after + failover-timeout + reconnect
 # A client hears +switch-master from the sentinel as the test does, within a loop turn or two.
 SWITCH_MARGIN_MS = 250
 
@@ -48,18 +56,8 @@ def _new_master(group: SentinelGroup, old_port: int) -> redis.Redis:
     return group.server_on(group.master_port()).client
 
 
-@dataclass
-class _Outcome:
-    master: redis.Redis
-    producer: Producer
-    cut_ms: float
-    runs: list[dict[str, Any]]
-    codes: list[int]
-    output: str
-
-
 def _jobs_through(group: SentinelGroup, env: dict[str, str], queue: str,
-                  failover: Callable[[SentinelGroup], tuple[int, float]]) -> _Outcome:
+                  failover: Callable[[SentinelGroup], tuple[int, float]]) -> Outcome:
     """Three workers and a producer; `failover` (old master's port, when) after 50 runs."""
     fleet = Fleet(env, 3)
     client = SyncClient(redis_url=group.url)
@@ -73,13 +71,13 @@ def _jobs_through(group: SentinelGroup, env: dict[str, str], queue: str,
         eventually(lambda: len(producer.acked_after(cut_ms)) >= 200, timeout=30)
         producer.stop()
         acked = list(producer.acked)
-        eventually(lambda: _all_done(master, queue, acked), timeout=40, interval=0.2)
+        eventually(lambda: all_done(master, queue, acked), timeout=40, interval=0.2)
         _check_tools(env, queue)
     finally:
         producer.stop()
         client.close()
         codes = fleet.stop()
-    return _Outcome(master, producer, cut_ms, ledger_runs(env["TOPOLOGY_LEDGER_KEY"]), codes,
+    return Outcome(master, producer, cut_ms, ledger_runs(env["TOPOLOGY_LEDGER_KEY"]), codes,
                     fleet.output())
 
 
@@ -88,7 +86,7 @@ def test_workers_follow_a_failover_without_restart(topo_env: dict[str, str], que
     with sentinel_group() as group:
         outcome = _jobs_through(group, {**topo_env, "WORKER_REDIS_URL": group.url}, queue_name,
                                 _kill_master)
-        lost = _check_outcomes(outcome, queue_name, report)
+        lost = check_outcomes(outcome, queue_name, report, FAILOVER_BOUND_MS)
     assert outcome.codes == [0, 0, 0]
     assert_clean_log(outcome.output, lost)
     report.update(workers=3, down_after_ms=group.down_after_ms,
@@ -103,7 +101,7 @@ def test_workers_follow_a_demoted_master(topo_env: dict[str, str], queue_name: s
         switched = _heard_switch(group)
         outcome = _jobs_through(group, {**topo_env, "WORKER_REDIS_URL": group.url}, queue_name,
                                 _coordinated_failover)
-        lost = _check_outcomes(outcome, queue_name, report)
+        lost = check_outcomes(outcome, queue_name, report, FAILOVER_BOUND_MS)
     # Sentinel announces the switch (+switch-master) seconds before it demotes the old master;
     # bullpen's clients hear it too and stop writing there: only writes acknowledged before
     # the announcement (and the next command's send) are lost with the old master's data.
@@ -144,43 +142,6 @@ def _coordinated_failover(group: SentinelGroup) -> tuple[int, float]:
     old = group.server_on(port).client
     eventually(lambda: old.info("replication")["role"] == "slave", timeout=30, interval=0.02)
     return port, time.time() * 1000
-
-
-def _all_done(master: redis.Redis, queue: str, acked: list[str]) -> bool:
-    found = present(master, "bull", queue, acked)
-    return all("finishedOn" in job for job in found.values())
-
-
-def _check_outcomes(outcome: _Outcome, queue: str, report: dict[str, Any]) -> list[str]:
-    """Checks each job's runs against the failover; returns the acknowledged jobs it lost."""
-    master, producer, killed_ms, runs = (outcome.master, outcome.producer, outcome.cut_ms,
-                                         outcome.runs)
-    acked = list(producer.acked)
-    found = present(master, "bull", queue, acked)
-    counts = run_counts(runs)
-    first_run: dict[str, float] = {}
-    for run in runs:
-        first_run.setdefault(str(run["job_id"]), run["at_ms"])
-    write_lost = [job_id for job_id in acked if job_id not in found]
-    # Only writes acknowledged before the kill can be missing: later ones went to the new master.
-    assert all(producer.acked[job_id] < killed_ms for job_id in write_lost), write_lost
-    for job_id, job in found.items():
-        assert job.get("returnvalue") == f'{{"ran":"{job_id}"}}', (job_id, job)
-        assert counts[job_id] >= 1, job_id
-    twice = sorted(job_id for job_id in found if counts[job_id] > 1)
-    # A second run only for a job whose first run began before the kill (its finish, or the
-    # lock, was on the old master alone): BullMQ's stalled rule gives it back.
-    assert all(first_run[job_id] < killed_ms for job_id in twice), twice
-    never_ran = [job_id for job_id in acked if counts[job_id] == 0]
-    recovered_ms = min(float(job["finishedOn"]) for job in found.values()
-                       if float(job["finishedOn"]) > killed_ms) - killed_ms
-    bound_ms = 1000 + 5000 + MARGIN_MS  # down-after + failover-timeout + reconnect margin
-    assert recovered_ms <= bound_ms, recovered_ms
-    report.update(jobs_acknowledged=len(acked), acknowledged_then_lost=len(write_lost),
-                  jobs_never_run=len(never_ran), jobs_run_twice=len(twice),
-                  kill_to_first_completion_ms=round(recovered_ms),
-                  enqueue_failures_during_failover=len(producer.failures))
-    return write_lost
 
 
 def _check_tools(env: dict[str, str], queue: str) -> None:
