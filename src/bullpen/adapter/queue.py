@@ -67,7 +67,7 @@ class QueueClient:
         await self._replicated(f"job {job.id} ({name})")
         return str(job.id)
 
-    async def _replicated(self, what: str) -> None:
+    async def _replicated(self, what: str, were: str = "was") -> None:
         """WAIT for the replicas `enqueue_wait` asks, on the connection that wrote."""
         if self.enqueue_wait is None:
             return
@@ -75,7 +75,7 @@ class QueueClient:
         acked = int(await self.redis.wait(replicas, timeout_ms))
         if acked < replicas:
             raise ReplicationError(
-                f"{what} was added on the Redis master, but only {acked} of {replicas} "
+                f"{what} {were} added on the Redis master, but only {acked} of {replicas} "
                 f"replicas acknowledged it within {timeout_ms} ms (JOB_ENQUEUE_WAIT_REPLICAS, "
                 "JOB_ENQUEUE_WAIT_TIMEOUT_MS): a failover now could lose it. Check the "
                 "replicas (INFO replication); enqueueing again with the same job_id adds "
@@ -92,8 +92,8 @@ class QueueClient:
             _raise_if_full(exc, f"none of the {len(jobs)} jobs was enqueued")
             raise
         ids = [str(job.id) for job in added]
-        await self._replicated(f"the {len(ids)} jobs {', '.join(ids[:3])}…" if len(ids) > 3
-                               else f"jobs {', '.join(ids)}")
+        shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+        await self._replicated(f"jobs {shown}", "were")
         return ids
 
     async def get_job(self, job_id: str) -> JobRecord | None:

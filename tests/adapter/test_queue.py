@@ -1,0 +1,41 @@
+"""QueueClient's durable enqueue on a server without replicas: WAIT finds none, the caller
+hears it, and the job was added anyway (the master has it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bullpen import Client
+from bullpen.adapter import JobOptions, QueueClient
+from bullpen.errors import ReplicationError
+
+
+async def test_fewer_replicas_than_asked_is_an_error_naming_the_job(
+        env: dict[str, str], queue_name: str) -> None:
+    client = QueueClient(env["WORKER_REDIS_URL"], queue_name, enqueue_wait=(1, 50))
+    try:
+        with pytest.raises(ReplicationError) as caught:
+            await client.add("some.task", {}, JobOptions(job_id="durable-1"))
+        message = str(caught.value)
+        assert "job durable-1 (some.task) was added on the Redis master" in message
+        assert "only 0 of 1 replicas acknowledged it within 50 ms" in message
+        assert await client.get_job("durable-1") is not None
+        with pytest.raises(ReplicationError, match=r"jobs durable-2, durable-3 were added"):
+            await client.add_bulk([("some.task", {}, JobOptions(job_id=f"durable-{n}"))
+                                   for n in (2, 3)])
+        assert await client.get_job("durable-3") is not None
+    finally:
+        await client.close()
+
+
+async def test_no_wait_unless_asked(env: dict[str, str], queue_name: str,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    async with Client(check_tasks=False) as client:
+        await client.enqueue("some.task", {})  # 0 replicas on the test server: no WAIT, no error
+    monkeypatch.setenv("JOB_ENQUEUE_WAIT_REPLICAS", "1")
+    monkeypatch.setenv("JOB_ENQUEUE_WAIT_TIMEOUT_MS", "20")
+    async with Client(check_tasks=False) as client:
+        with pytest.raises(ReplicationError):
+            await client.enqueue("some.task", {})
+        with pytest.raises(ReplicationError):
+            await client.enqueue_many([("some.task", {}), ("some.task", {})])
