@@ -31,7 +31,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bullpen.adapter.sentinel_watch import switch_watch
+from bullpen.adapter.sentinel_watch import SwitchWatch, switch_watch
 from bullpen.keyspace import Keyspace, check_cluster_keys
 from bullpen.redis_address import RedisAddress
 
@@ -56,16 +56,22 @@ class Locator:
     address: RedisAddress
     login: dict[str, Any]
     _slots: list[tuple[int, int, str, int]] | None = field(default=None, repr=False)
+    _watch: SwitchWatch | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.address.topology == "sentinel":
+            self._watch = switch_watch(self.address)
 
     @property
     def epoch(self) -> int:
         """Bumped when Sentinel switches the master: connections made before move."""
-        return switch_watch(self.address).epoch if self.address.topology == "sentinel" else 0
+        return self._watch.epoch if self._watch is not None else 0
 
     async def locate(self, slot_key: str | None) -> tuple[str, int]:
         """(host, port) of the master for `slot_key` (any master when None)."""
         if self.address.topology == "sentinel":
-            switch_watch(self.address).start()
+            assert self._watch is not None
+            self._watch.start()
             return await self._sentinel_master()
         if self._slots is None:
             self._slots = await self._cluster_slots()
