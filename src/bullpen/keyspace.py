@@ -30,7 +30,8 @@ def check_cluster_keys(prefix: str, queues: list[str]) -> None:
     if untagged:
         names = ", ".join(repr(queue) for queue in untagged)
         raise ClusterKeyError(
-            f"WORKER_REDIS_URL is a Redis Cluster, and the keys of queue {names} "
+            f"WORKER_REDIS_URL is a Redis Cluster, and the keys of queue"
+            f"{'s' if len(untagged) > 1 else ''} {names} "
             f"({prefix}:{untagged[0]}:…) carry no hash tag, so BullMQ's scripts would span hash "
             f"slots. Fix: WORKER_PREFIX={{{prefix}}} (every queue in one slot), or queue names "
             f"in braces such as {{{untagged[0]}}} (each queue its own slot, spread over the "

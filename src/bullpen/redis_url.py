@@ -10,7 +10,6 @@ from bullpen import logs
 from bullpen.adapter import QueueClient, probe
 from bullpen.embedded import ensure_server
 from bullpen.keyspace import check_cluster_keys
-from bullpen.queue_names import QueueSpec
 from bullpen.redis_address import parse, redact
 from bullpen.settings import Settings
 
@@ -36,13 +35,12 @@ def _announce_start(directory: Path, url: str) -> None:
     sys.stderr.flush()
 
 
-def refuse_untagged_cluster_keys(settings: Settings, specs: list[QueueSpec]) -> None:
-    """Under Redis Cluster, ClusterKeyError unless every queue served keeps its keys in one
-    hash slot (`specs`, else WORKER_QUEUES, else the default queue)."""
+def refuse_untagged_cluster_keys(settings: Settings, queues: list[str]) -> None:
+    """Under Redis Cluster, ClusterKeyError unless each of `queues` keeps its keys in one
+    hash slot."""
     url = settings.worker_redis_url
     if url and parse(url).topology == "cluster":
-        check_cluster_keys(settings.worker_prefix,
-                           [spec.name for spec in specs or settings.queue_specs])
+        check_cluster_keys(settings.worker_prefix, queues)
 
 
 def client_for(settings: Settings, url: str | None = None) -> QueueClient:

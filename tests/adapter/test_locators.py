@@ -66,7 +66,7 @@ def test_a_queue_is_tagged_when_its_keys_share_one_hash_tag(prefix: str, queue: 
 def test_every_untagged_queue_is_named_once() -> None:
     with pytest.raises(ClusterKeyError) as caught:
         check_cluster_keys("bull", ["{a}", "b", "c"])
-    assert "queue 'b', 'c' (bull:b:…)" in str(caught.value)
+    assert "queues 'b', 'c' (bull:b:…)" in str(caught.value)
 
 
 def test_cluster_connections_refuse_an_untagged_queue_and_locate_tagged_ones() -> None:

@@ -116,6 +116,9 @@ def _check_tools(env: dict[str, str], cluster: Cluster, job_id: str) -> None:
     for line in ("✓ redis:", f"✓ workers ({FAST}): 1 alive", f"✓ workers ({SLOW}): 1 alive",
                  f"✓ schedules ({SLOW}): 1 declared, all registered"):
         assert line in doctor.stdout, doctor.stdout
+    untagged = run_cli(["doctor"], {**env, "WORKER_QUEUES": f"{FAST},plain"})
+    assert untagged.returncode == 1 and "Traceback" not in untagged.stderr, untagged.stderr
+    assert "✗ queue (plain): WORKER_REDIS_URL is a Redis Cluster" in untagged.stdout
     with running_web(env) as (_proc, base):
         assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
         shown = httpx.get(f"{base}/api/jobs/{job_id}", timeout=10,
@@ -237,3 +240,5 @@ def test_an_untagged_layout_is_refused_before_any_work(
     assert refused.returncode == 2, refused.stderr
     assert f"the keys of queue {named}" in refused.stderr
     assert "WORKER_PREFIX={bull}" in refused.stderr and "carry no hash tag" in refused.stderr
+    web = run_cli(["web"], {**env, "WEB_AUTH_TOKEN": "Tq8Lm3Xr7Wc2Np9Vb4Hk6Jd1Fs5Gz0Ay"})
+    assert web.returncode == 2 and named in web.stderr, web.stderr  # every queue it shows

@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
         follow_parent()
         loaded = settings()
         try:
-            refuse_untagged_cluster_keys(loaded, specs)
+            refuse_untagged_cluster_keys(
+                loaded, [spec.name for spec in specs or loaded.queue_specs])
         except BullpenError as exc:
             fail(str(exc), 2)
         if "bullpen_env" in loaded.model_fields_set and not loaded.is_development:

@@ -13,7 +13,7 @@ from bullpen import embedded
 from bullpen.adapter import QueueClient, quick_client
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.doctor.check import Check, fail, ok, skip, warn
-from bullpen.errors import BullpenError
+from bullpen.errors import BullpenError, ClusterKeyError
 from bullpen.loader import Definitions
 from bullpen.reconcile import schedule_status
 from bullpen.redis_url import redact
@@ -86,14 +86,20 @@ async def check_server(loaded: Settings, declared: Definitions | BullpenError) -
 async def _queue_checks(loaded: Settings, url: str, queue: str,
                         declared: Definitions | BullpenError, named: bool) -> list[Check]:
     """The checks about one queue; with several queues, each check names its queue."""
-    client = QueueClient(url, queue, loaded.worker_prefix)
-    schedules = (declared if isinstance(declared, BullpenError)
-                 else declared.schedules_on(queue, loaded.worker_default_queue))
     try:
-        found = [await _queue(client), await _workers(client, loaded),
-                 await _schedules(client, schedules), await _failed_jobs(client)]
-    finally:
-        await client.close()
+        client = QueueClient(url, queue, loaded.worker_prefix)
+    except ClusterKeyError as exc:
+        problem, _, fix = str(exc).partition(" Fix: ")
+        found = [fail("queue", problem, fix), *(skip(name, "the queue's keys span hash slots")
+                                                 for name in NAMES[5:])]
+    else:
+        schedules = (declared if isinstance(declared, BullpenError)
+                     else declared.schedules_on(queue, loaded.worker_default_queue))
+        try:
+            found = [await _queue(client), await _workers(client, loaded),
+                     await _schedules(client, schedules), await _failed_jobs(client)]
+        finally:
+            await client.close()
     if not named:
         return found
     return [dataclasses.replace(check, name=f"{check.name} ({queue})") for check in found]
