@@ -66,12 +66,16 @@ def _jobs_through(group: SentinelGroup, env: dict[str, str], queue: str,
         fleet.ready()
         producer.start()
         eventually(lambda: len(ledger_runs(env["TOPOLOGY_LEDGER_KEY"])) >= 50, timeout=20)
+        first = next(iter(producer.acked))
+        assert client.job(first).wait(timeout=10) == {"ran": first}  # the waiter reads now
         old_port, cut_ms = failover(group)
         master = _new_master(group, old_port)
         eventually(lambda: len(producer.acked_after(cut_ms)) >= 200, timeout=30)
         producer.stop()
         acked = list(producer.acked)
         eventually(lambda: all_done(master, queue, acked), timeout=40, interval=0.2)
+        # The client's waiter read the events stream on the old master: it follows too.
+        assert client.job(acked[-1]).wait(timeout=10) == {"ran": acked[-1]}
         _check_tools(env, queue)
     finally:
         producer.stop()
