@@ -189,7 +189,9 @@ def test_a_master_failover_is_followed(topo_env: dict[str, str], monkeypatch: py
     queue = "{f}"
     monkeypatch.setenv("WORKER_DEFAULT_QUEUE", queue)
     with redis_cluster(replicas=1) as cluster:
-        env = {**topo_env, "WORKER_DEFAULT_QUEUE": queue, "WORKER_REDIS_URL": cluster.url}
+        # The only seed node is the master about to die: the others are known from its map.
+        seed = f"redis+cluster://127.0.0.1:{cluster.owner_of_slot(cluster.slot_of(queue))}"
+        env = {**topo_env, "WORKER_DEFAULT_QUEUE": queue, "WORKER_REDIS_URL": seed}
         outcome = _jobs_through_a_failover(cluster, env, queue)
         lost = check_outcomes(outcome, queue, report, FAILOVER_BOUND_MS)
     assert outcome.codes == [0, 0]
@@ -200,7 +202,7 @@ def test_a_master_failover_is_followed(topo_env: dict[str, str], monkeypatch: py
 def _jobs_through_a_failover(cluster: Cluster, env: dict[str, str], queue: str) -> Outcome:
     slot = cluster.slot_of(queue)
     fleet = Fleet(env, 2)
-    client = SyncClient(redis_url=cluster.url)
+    client = SyncClient(redis_url=env["WORKER_REDIS_URL"])
     producer = Producer(client, "f", threads=1, pause_s=0.004)
     key = env["TOPOLOGY_LEDGER_KEY"]
     try:

@@ -57,6 +57,9 @@ class Locator:
     login: dict[str, Any]
     _slots: list[tuple[int, int, str, int]] | None = field(default=None, repr=False)
     _watch: SwitchWatch | None = field(default=None, repr=False)
+    # Every node the slot map named (replicas too): asked after the URL's seeds, so losing
+    # the seed nodes alone does not lose the cluster.
+    _seen: dict[tuple[str, int], None] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.address.topology == "sentinel":
@@ -107,7 +110,7 @@ class Locator:
 
     async def _cluster_slots(self) -> list[tuple[int, int, str, int]]:
         errors = []
-        for host, port in self.address.nodes:
+        for host, port in dict.fromkeys([*self.address.nodes, *self._seen]):
             client = aioredis.Redis(host=host, port=port, **self._quick())
             try:
                 reply = await client.execute_command("CLUSTER", "SLOTS")  # type: ignore[no-untyped-call]
@@ -116,6 +119,9 @@ class Locator:
                 continue
             finally:
                 await client.aclose()
+            for entry in reply:
+                for node in entry[2:]:
+                    self._seen[(_text(node[0]) or host, int(node[1]))] = None
             return [(int(entry[0]), int(entry[1]), _text(entry[2][0]) or host, int(entry[2][1]))
                     for entry in reply]
         raise RedisConnectionError("no Redis Cluster seed node answered (" + ", ".join(errors)
