@@ -1,9 +1,13 @@
 """QueueClient's durable enqueue on a server without replicas: WAIT finds none, the caller
-hears it, and the job was added anyway (the master has it)."""
+hears it, and the job was added anyway (the master has it); a WAIT whose connection was lost
+confirms nothing."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+import redis.asyncio as aioredis
 
 from bullpen import Client
 from bullpen.adapter import JobOptions, QueueClient
@@ -39,3 +43,23 @@ async def test_no_wait_unless_asked(env: dict[str, str], queue_name: str,
             await client.enqueue("some.task", {})
         with pytest.raises(ReplicationError):
             await client.enqueue_many([("some.task", {}), ("some.task", {})])
+
+
+async def test_a_wait_cut_short_by_a_lost_connection_confirms_nothing(
+        env: dict[str, str], queue_name: str, raw_redis: aioredis.Redis) -> None:
+    """Retried on a new connection, WAIT would count replicas for no write: refused instead."""
+    client = QueueClient(env["WORKER_REDIS_URL"], queue_name, enqueue_wait=(1, 1500))
+    try:
+        connection_id = await client.redis.client_id()
+
+        async def kill_the_connection() -> None:
+            await asyncio.sleep(0.3)  # the job is added; WAIT is waiting for a replica
+            await raw_redis.client_kill_filter(_id=str(connection_id))
+
+        killer = asyncio.create_task(kill_the_connection())
+        with pytest.raises(ReplicationError, match="connection was lost before any replica"):
+            await client.add("some.task", {}, JobOptions(job_id="durable-cut"))
+        await killer
+        assert await client.get_job("durable-cut") is not None
+    finally:
+        await client.close()

@@ -41,9 +41,9 @@ class QueueClient:
         self.keys = Keyspace(prefix, queue_name)
         # Every key of the queue shares one hash slot: its clients talk to the node owning it.
         self.connection = for_queue(connection_kwargs(url), prefix, queue_name)
-        self._queue = bullmq.Queue(
-            queue_name, {"connection": queue_client(self.connection), "prefix": prefix}
-        )
+        self._connects = 0
+        self._queue = bullmq.Queue(queue_name, {
+            "connection": queue_client(self.connection, self._connected), "prefix": prefix})
         self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
 
     @property
@@ -67,12 +67,23 @@ class QueueClient:
         await self._replicated(f"job {job.id} ({name})")
         return str(job.id)
 
+    async def _connected(self, connection: Any) -> None:
+        self._connects += 1
+        await connection.on_connect()
+
     async def _replicated(self, what: str, were: str = "was") -> None:
-        """WAIT for the replicas `enqueue_wait` asks, on the connection that wrote."""
+        """WAIT for the replicas `enqueue_wait` asks, on the connection that wrote: a WAIT
+        retried on a new connection would count replicas for no write at all."""
         if self.enqueue_wait is None:
             return
         replicas, timeout_ms = self.enqueue_wait
+        connects = self._connects
         acked = int(await self.redis.wait(replicas, timeout_ms))
+        if self._connects != connects:
+            raise ReplicationError(
+                f"{what} {were} sent to Redis, but the connection was lost before any replica "
+                "could confirm it: it may or may not exist after a failover. Check with "
+                "get_job, or enqueue it again with the same job_id (an existing id adds nothing)")
         if acked < replicas:
             raise ReplicationError(
                 f"{what} {were} added on the Redis master, but only {acked} of {replicas} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -39,9 +40,11 @@ def connection_kwargs(url: str) -> dict[str, Any]:
     return located(kwargs, address)
 
 
-def queue_client(connection: dict[str, Any]) -> aioredis.Redis:
+def queue_client(connection: dict[str, Any],
+                 on_connect: Callable[[Any], Awaitable[None]] | None = None) -> aioredis.Redis:
     """The producer's client (decoded strings, one connection, as the port builds it), retrying
-    a dropped connection three times within about half a second.
+    a dropped connection three times within about half a second; `on_connect(connection)`
+    replaces redis-py's handshake on each (re)connect and must run it.
 
     The port's own retried 20 times with backoff up to 20 s: after a Redis restart a command
     waited seconds for its next attempt, and with Redis down it hung for minutes.
@@ -49,7 +52,8 @@ def queue_client(connection: dict[str, Any]) -> aioredis.Redis:
     client: aioredis.Redis = redis_client(
         connection, decode_responses=True, single_connection_client=True,
         retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 3),
-        retry_on_error=[BusyLoadingError, RedisConnectionError, RedisTimeoutError])
+        retry_on_error=[BusyLoadingError, RedisConnectionError, RedisTimeoutError],
+        redis_connect_func=on_connect)
     return client
 
 
