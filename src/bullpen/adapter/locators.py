@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import (
@@ -103,6 +103,12 @@ class Locator:
                             sentinel_kwargs=self._quick(sentinel=True))
         try:
             host, port = await sentinel.discover_master(self.address.master_name or "")
+        except MasterNotFoundError:
+            # redis-py's message lists each sentinel client's whole repr: say it shortly.
+            hosts = ", ".join(f"{host}:{port}" for host, port in self.address.nodes)
+            raise RedisConnectionError(
+                f"no sentinel ({hosts}) answered with a healthy master named "
+                f"{self.address.master_name!r}") from None
         finally:
             for client in sentinel.sentinels:
                 await client.aclose()
