@@ -111,6 +111,11 @@ class Keyspace:
         return self._own("cleanup:stats")
 
     @property
+    def enqueue_mark(self) -> str:
+        """String written after a bulk enqueue when durable: WAIT on the writing connection."""
+        return self._own("enqueue:mark")
+
+    @property
     def cancel_channel(self) -> str:
         """Pub/sub channel: cancel requests (JSON: job id, lock token, reason) for the workers."""
         return self._own("cancel")

@@ -5,6 +5,9 @@ confirms nothing."""
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,6 +15,8 @@ import redis.asyncio as aioredis
 from bullpen import Client
 from bullpen.adapter import JobOptions, QueueClient
 from bullpen.errors import ReplicationError
+from tests.helpers.processes import eventually
+from tests.helpers.redis_server import PrivateRedis
 
 
 async def test_fewer_replicas_than_asked_is_an_error_naming_the_job(
@@ -61,5 +66,41 @@ async def test_a_wait_cut_short_by_a_lost_connection_confirms_nothing(
             await client.add("some.task", {}, JobOptions(job_id="durable-cut"))
         await killer
         assert await client.get_job("durable-cut") is not None
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def stalled_replica(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A master whose one replica synced, then stopped (SIGSTOP): it acknowledges nothing more."""
+    master = PrivateRedis(tmp_path / "master", persistent=False,
+                          options=("--repl-diskless-sync-delay", "0")).start()
+    replica = PrivateRedis(tmp_path / "replica", persistent=False,
+                           options=("--replicaof", "127.0.0.1", str(master.port))).start()
+    try:
+        eventually(lambda: replica.client.info("replication")["master_link_status"] == "up")
+        assert replica.process is not None
+        replica.process.send_signal(signal.SIGSTOP)
+        yield master
+    finally:
+        if replica.process is not None:
+            replica.process.send_signal(signal.SIGCONT)
+        replica.stop()
+        master.stop()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+async def test_a_replica_that_acknowledges_nothing_fails_the_wait(
+        stalled_replica: PrivateRedis, bulk: bool) -> None:
+    """The bulk add's MULTI runs on a pooled connection of its own, and WAIT counts what the
+    server had processed at its connection's previous command: it must still cover the MULTI."""
+    client = QueueClient(stalled_replica.url, "durable", enqueue_wait=(1, 200))
+    try:
+        assert await client.ping()  # the WAIT connection's previous command: before the add
+        with pytest.raises(ReplicationError, match="only 0 of 1 replicas"):
+            if bulk:
+                await client.add_bulk([("some.task", {}, JobOptions()) for _ in range(3)])
+            else:
+                await client.add("some.task", {}, JobOptions())
     finally:
         await client.close()

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
+from bullpen.adapter.adding import JobAdder
 from bullpen.adapter.locators import for_queue
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import (
@@ -45,6 +46,7 @@ class QueueClient:
         self._queue = bullmq.Queue(queue_name, {
             "connection": queue_client(self.connection, self._connected), "prefix": prefix})
         self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
+        self._adder = JobAdder(self._queue)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -60,12 +62,12 @@ class QueueClient:
 
     async def add(self, name: str, data: Any, options: JobOptions) -> str:
         try:
-            job = await self._queue.add(name, data, options.to_port())
+            job_id = await self._adder.add(name, data, options)
         except Exception as exc:
             _raise_if_full(exc, f"job {name!r} was not enqueued")
             raise
-        await self._replicated(f"job {job.id} ({name})")
-        return str(job.id)
+        await self._replicated(f"job {job_id} ({name})")
+        return job_id
 
     async def _connected(self, connection: Any) -> None:
         self._connects += 1
@@ -96,15 +98,17 @@ class QueueClient:
         """Add (task, data, options) triples atomically, in one MULTI/EXEC round trip; returns
         their job ids in order."""
         try:
-            added = await self._queue.addBulk([
-                {"name": name, "data": data, "opts": options.to_port()}
-                for name, data, options in jobs])
+            ids = await self._adder.add_many(jobs)
         except Exception as exc:
             _raise_if_full(exc, f"none of the {len(jobs)} jobs was enqueued")
             raise
-        ids = [str(job.id) for job in added]
-        shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
-        await self._replicated(f"jobs {shown}", "were")
+        if self.enqueue_wait is not None:
+            # The MULTI ran on a pooled connection of its own, and WAIT counts only the writes
+            # of the connection it runs on: a write here comes after the MULTI in the
+            # replication stream, so replicas that have it have the jobs.
+            await self.redis.set(self.keys.enqueue_mark, "1", px=60_000)
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            await self._replicated(f"jobs {shown}", "were")
         return ids
 
     async def get_job(self, job_id: str) -> JobRecord | None:

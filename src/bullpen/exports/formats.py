@@ -16,6 +16,8 @@ Row = Mapping[str, Any]
 # Spreadsheet apps run cells starting with these as formulas (CSV injection); such text
 # cells get a leading apostrophe, which the apps show as plain text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_KINDS = frozenset({int, float, bool, type(None)})
+_TEXT_KINDS = _PLAIN_KINDS | {str}
 
 
 class RowEncoder(Protocol):
@@ -44,12 +46,16 @@ class CsvEncoder:
                 return b""
             self._start(first)
             iterator = itertools.chain((first,), iterator)
+        batch = list(iterator)
         columns = self._columns or []
-        width = len(columns)
-        # csv.writer's C loop over plain lists (DictWriter diffed every row's keys as a set);
-        # a row with more keys than columns still fails, as it did with DictWriter.
-        self._writer.writerows([_cell(row.get(key)) for key in columns] for row in iterator
-                               if len(row) <= width or _refuse_extra_keys(row, columns))
+        if max(map(len, batch), default=0) > len(columns):
+            for row in batch:
+                _refuse_extra_keys(row, columns)
+        # Column by column, so the common cells (numbers, text that is no formula, None, which
+        # csv.writer writes empty) pass through C loops; only odd columns go cell by cell.
+        all_dicts = set(map(type, batch)) <= {dict}
+        cells = [_column(batch, key, all_dicts) for key in columns]
+        self._writer.writerows(zip(*cells, strict=True) if columns else [()] * len(batch))
         return self._drain()
 
     def finish(self) -> bytes:
@@ -145,6 +151,20 @@ def _refuse_extra_keys(row: Row, columns: Sequence[str]) -> bool:
         raise ExportError(f"export row has keys that are not columns: {extra} "
                           f"(columns: {', '.join(columns)})")
     return True
+
+
+def _column(batch: list[Row], key: str, all_dicts: bool) -> list[Any]:
+    values: list[Any] = (list(map(dict.get, batch, itertools.repeat(key)))  # type: ignore[arg-type]
+                         if all_dicts else [row.get(key) for row in batch])
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN_KINDS:
+        return values
+    if kinds <= _TEXT_KINDS:
+        texts: list[str] = (values if kinds == {str}
+                            else [value for value in values if type(value) is str])
+        if not any(map(str.startswith, texts, itertools.repeat(_FORMULA_STARTS))):
+            return values
+    return [_cell(value) for value in values]
 
 
 def _cell(value: Any) -> Any:

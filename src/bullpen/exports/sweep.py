@@ -34,7 +34,7 @@ MOUNT_POINT = "mount point (never removed)"
 OTHER_OWNER = "owned by another user"
 MAX_EXAMPLES = 20
 MAX_LISTED = 1000
-# Pairs whose two files the walk meets far apart are remembered by id (about 200 bytes each);
+# Pairs whose two files the walk meets far apart are remembered by id (about 100 bytes each);
 # past this many, an entry costs one more stat instead, and memory stays bounded.
 MAX_REMEMBERED = 100_000
 
@@ -104,9 +104,10 @@ class _Sweeper:
         self.policy = policy
         self.report = report
         self.on_expired = on_expired
-        # Expired metadata seen before its data file (removed with it, or as an orphan at the
-        # end), and metadata removed with its data before its own entry came up.
-        self.waiting_meta: dict[str, tuple[str, os.stat_result]] = {}
+        # Expired metadata seen before its data file, by export id with its size (removed with
+        # the data file, or as an orphan at the end), and metadata removed with its data before
+        # its own entry came up. Ids and sizes only: a stat result would be five times larger.
+        self.waiting_meta: dict[str, int] = {}
         self.removed_meta: set[str] = set()
 
     def visit(self, entry: os.DirEntry[str]) -> None:
@@ -131,8 +132,8 @@ class _Sweeper:
         unless the data file appeared meanwhile."""
         if self.report.stopped_early:
             return
-        for export_id, (name, info) in self.waiting_meta.items():
-            self._remove_orphan(export_id, name, info)
+        for export_id, size in self.waiting_meta.items():
+            self._remove_orphan(export_id, size)
         self.waiting_meta.clear()
 
     def _refusal(self, info: os.stat_result) -> str | None:
@@ -157,7 +158,7 @@ class _Sweeper:
 
     def _visit_data(self, name: str, parsed: ParsedName) -> None:
         info = self._examined(name, count_vanished=True)
-        if info is None or not self._remove(name, info):
+        if info is None or not self._remove(name, info.st_size):
             return
         self.report.deleted += 1
         if len(self.report.expired) < MAX_LISTED:
@@ -166,13 +167,13 @@ class _Sweeper:
             self.on_expired(shown(name), info.st_size)
         # The file goes first, then its metadata: a crash in between leaves an orphan that
         # the next run removes, never metadata pointing at a half-deleted file.
+        meta = naming.meta_name(parsed.export_id)
         waiting = self.waiting_meta.pop(parsed.export_id, None)
         if waiting is not None:
-            self._remove(*waiting)
+            self._remove(meta, waiting)
             return
-        meta = naming.meta_name(parsed.export_id)
         meta_info = self._examined(meta, count_vanished=False)
-        if meta_info is not None and self._remove(meta, meta_info) \
+        if meta_info is not None and self._remove(meta, meta_info.st_size) \
                 and len(self.removed_meta) < MAX_REMEMBERED:
             self.removed_meta.add(parsed.export_id)
 
@@ -184,15 +185,15 @@ class _Sweeper:
         if info is None:
             return
         if len(self.waiting_meta) < MAX_REMEMBERED:
-            self.waiting_meta[parsed.export_id] = (name, info)
+            self.waiting_meta[parsed.export_id] = info.st_size
         else:
-            self._remove_orphan(parsed.export_id, name, info)
+            self._remove_orphan(parsed.export_id, info.st_size)
 
-    def _remove_orphan(self, export_id: str, name: str, info: os.stat_result) -> None:
+    def _remove_orphan(self, export_id: str, size: int) -> None:
         data = self._lstat(naming.data_name(export_id), count_vanished=False)
         if data is not None and stat.S_ISREG(data.st_mode):
             return  # its data file is there: both go when that entry comes up (or next run)
-        if self._remove(name, info):
+        if self._remove(naming.meta_name(export_id), size):
             self.report.deleted_orphans += 1
 
     def _visit_temp(self, name: str) -> None:
@@ -201,10 +202,10 @@ class _Sweeper:
             return
         if info.st_mtime >= self.policy.temp_cutoff_s:
             self._skip(name, IN_PROGRESS)
-        elif self._remove(name, info):
+        elif self._remove(name, info.st_size):
             self.report.deleted_temp += 1
 
-    def _remove(self, name: str, info: os.stat_result) -> bool:
+    def _remove(self, name: str, size: int) -> bool:
         """Unlink `name`, examined a moment ago; True when (or, dry, as if) removed.
 
         No second lstat just before the unlink: it would narrow no window (the entry can change
@@ -223,7 +224,7 @@ class _Sweeper:
                 else:
                     self._error(name, exc)
                 return False
-        self.report.bytes_freed += info.st_size
+        self.report.bytes_freed += size
         return True
 
     def _lstat(self, name: str, *, count_vanished: bool) -> os.stat_result | None:
