@@ -48,7 +48,9 @@ def test_queues_jobs_schedules_and_tools_on_a_cluster(topo_env: dict[str, str],
                 "queue": SLOW}
     settings = {"WORKER_DEFAULT_QUEUE": FAST, "WORKER_QUEUES": f"{FAST},{SLOW}",
                 "WORKER_LIMITER_MAX": str(LIMIT_MAX), "WORKER_LIMITER_DURATION": str(LIMIT_MS),
-                "TOPOLOGY_SCHEDULES": json.dumps([schedule])}
+                "TOPOLOGY_SCHEDULES": json.dumps([schedule]),
+                # bullpen's own cleanup on a queue whose slot is not the default queue's.
+                "TOPOLOGY_TASK_QUEUES": json.dumps({"exports.cleanup": SLOW})}
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
     with redis_cluster() as cluster:
@@ -71,6 +73,9 @@ def test_queues_jobs_schedules_and_tools_on_a_cluster(topo_env: dict[str, str],
                 assert client.job(job_id, queue=SLOW).wait(timeout=30) == {"ran": job_id}
             key = env["TOPOLOGY_LEDGER_KEY"]
             eventually(lambda: len(_ticks(ledger_runs(key))) >= 2, timeout=10)
+            cleanup = client.enqueue("exports.cleanup", {})
+            assert cleanup.queue == SLOW
+            assert "deleted" in cleanup.wait(timeout=30)  # its lock and totals: default's slot
             _check_tools(env, cluster, fast[0])
         finally:
             client.close()
@@ -114,7 +119,7 @@ def _check_tools(env: dict[str, str], cluster: Cluster, job_id: str) -> None:
     assert jobs.returncode == 0 and job_id in jobs.stdout, jobs.stderr
     doctor = run_cli(["doctor"], env)
     for line in ("✓ redis:", f"✓ workers ({FAST}): 1 alive", f"✓ workers ({SLOW}): 1 alive",
-                 f"✓ schedules ({SLOW}): 1 declared, all registered"):
+                 f"✓ schedules ({SLOW}): 2 declared, all registered"):  # topo-tick, cleanup
         assert line in doctor.stdout, doctor.stdout
     untagged = run_cli(["doctor"], {**env, "WORKER_QUEUES": f"{FAST},plain"})
     assert untagged.returncode == 1 and "Traceback" not in untagged.stderr, untagged.stderr

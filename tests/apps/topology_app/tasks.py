@@ -29,3 +29,7 @@ def record(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
              "scheduler": ctx.job.scheduler_id, "at_ms": time.time() * 1000}
     _client().rpush(os.environ["TOPOLOGY_LEDGER_KEY"], json.dumps(entry))
     return {"ran": ctx.job.id}
+
+
+# Tests move tasks to queues of their own: TOPOLOGY_TASK_QUEUES='{"exports.cleanup": "{b}"}'.
+task_queues = json.loads(os.environ.get("TOPOLOGY_TASK_QUEUES", "{}"))
