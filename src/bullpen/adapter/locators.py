@@ -75,7 +75,8 @@ class Locator:
         if self.address.topology == "sentinel":
             assert self._watch is not None
             self._watch.start()
-            return await self._sentinel_master()
+            # Announced before Sentinel's own answer changes (a promotion comes first).
+            return self._watch.master or await self._sentinel_master()
         if self._slots is None:
             self._slots = await self._cluster_slots()
         slot = key_slot(slot_key.encode()) if slot_key is not None else None
