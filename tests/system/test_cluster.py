@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bullpen import SyncClient
+from bullpen import JobFailed, SyncClient
 from tests.helpers.ledger import (
     Outcome,
     Producer,
@@ -73,6 +73,7 @@ def test_queues_jobs_schedules_and_tools_on_a_cluster(topo_env: dict[str, str],
                 assert client.job(job_id, queue=SLOW).wait(timeout=30) == {"ran": job_id}
             key = env["TOPOLOGY_LEDGER_KEY"]
             eventually(lambda: len(_ticks(ledger_runs(key))) >= 2, timeout=10)
+            _cancel_through_the_cluster(client)
             cleanup = client.enqueue("exports.cleanup", {})
             assert cleanup.queue == SLOW
             assert "deleted" in cleanup.wait(timeout=30)  # its lock and totals: default's slot
@@ -87,6 +88,17 @@ def test_queues_jobs_schedules_and_tools_on_a_cluster(topo_env: dict[str, str],
         assert_clean_log(fleet.output())
         report.update(masters=3, fast_queue_master=cluster.owner_of(f"bull:{FAST}:meta"),
                       slow_queue_master=cluster.owner_of(f"bull:{SLOW}:meta"))
+
+
+def _cancel_through_the_cluster(client: SyncClient) -> None:
+    """The request is stored in the queue's slot and published; the worker's listener, on the
+    queue's master, hears it and the job fails as cancelled."""
+    job = client.enqueue("topo.until_cancelled", {"max_s": 20}, queue=SLOW)
+    eventually(lambda: job.status() == "active", timeout=10)
+    assert job.cancel("enough")
+    with pytest.raises(JobFailed) as caught:
+        job.wait(timeout=10)
+    assert "cancelled" in caught.value.reason
 
 
 def _ticks(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

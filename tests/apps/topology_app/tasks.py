@@ -3,6 +3,7 @@ the Redis under test: a failover may drop that one's last writes, and the ledger
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -29,6 +30,13 @@ def record(data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
              "scheduler": ctx.job.scheduler_id, "at_ms": time.time() * 1000}
     _client().rpush(os.environ["TOPOLOGY_LEDGER_KEY"], json.dumps(entry))
     return {"ran": ctx.job.id}
+
+
+@task("topo.until_cancelled")
+async def until_cancelled(data: dict[str, Any], ctx: JobContext) -> str:
+    """Sleeps up to `max_s`; a cancel request (pub/sub) ends it as a cancelled job."""
+    await asyncio.sleep(float(data.get("max_s", 20)))
+    return "slept"
 
 
 # Tests move tasks to queues of their own: TOPOLOGY_TASK_QUEUES='{"exports.cleanup": "{b}"}'.
