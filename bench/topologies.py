@@ -127,7 +127,8 @@ def failovers(count: int) -> list[dict[str, Any]]:
                         "tests/system/test_cluster.py"], check=True, cwd=procs.ROOT)
         figures = json.loads((ARTIFACTS / "reliability.json").read_text())
         run = {name: value for name, value in figures.items()
-               if name.startswith(("workers_follow", "durable_enqueue", "a_slot_migration"))}
+               if name.startswith(("workers_follow", "durable_enqueue", "a_slot_migration",
+                                   "a_master_failover"))}
         print(json.dumps(run, sort_keys=True), flush=True)
         found.append(run)
     return found
