@@ -11,15 +11,18 @@ from typing import Any
 
 from tests.helpers.redis_server import private_redis
 
-from bench import cleanup, cron, enqueue, export, report, throughput
+from bench import cleanup, cron, enqueue, export, report, throughput, topologies
 from bench.procs import ROOT
 
 ALL = ("throughput", "enqueue", "cron", "cleanup", "export")
+# Run only when named: they start servers of their own (a Redis Cluster).
+EXTRA = ("topologies",)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", default=",".join(ALL), help="comma-separated: " + ", ".join(ALL))
+    parser.add_argument("--only", default=",".join(ALL),
+                        help="comma-separated: " + ", ".join(ALL + EXTRA))
     parser.add_argument("--runs", type=int, default=3, help="alternating runs per figure")
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--ticks", type=int, default=65)
@@ -42,6 +45,8 @@ def main() -> None:
             sections["lateness"] = cleanup.lateness_during(server, work)
         if "export" in wanted:
             sections["export"] = export.run(server, work, args.runs)
+    if "topologies" in wanted:
+        sections["topologies"] = topologies.table(topologies.throughput(args.runs, 5000))
     command = "python -m bench" + ("" if wanted == set(ALL) else f" --only {args.only}")
     report.write(args.out, report.render(command, sections))
     json.dump(sections, sys.stdout, indent=1, default=str)

@@ -122,4 +122,8 @@ def render(command: str, sections: dict[str, Any]) -> list[str]:
         lines += lateness(sections["lateness"], "Other jobs' pick-up lateness, one worker")
     if "export" in sections:
         lines += export(sections["export"])
+    if "topologies" in sections:
+        lines += ["", "## Redis Cluster: three tagged queues on 1 master and on 3", "",
+                  "5,000 no-op jobs per queue, one `bullpen worker --processes 2` on all three "
+                  "(`python -m bench.topologies`).", "", sections["topologies"]]
     return lines

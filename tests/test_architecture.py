@@ -16,7 +16,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 FLOORS: list[tuple[str, ...]] = [
     ("bullpen.errors", "bullpen.version"),
     ("bullpen.keyspace", "bullpen.logs", "bullpen.cron", "bullpen.job_ids", "bullpen.shown",
-     "bullpen.redis_address", "bullpen.redis_tls", "bullpen.secret_strength",
+     "bullpen.redis_address", "bullpen.redis_tls", "bullpen.redis_url_parts",
+     "bullpen.secret_strength",
      "bullpen.queue_names"),
     ("bullpen.settings",),
     ("bullpen.adapter",),

@@ -95,7 +95,15 @@ def _forms(password: str) -> list[str]:
             f"redis://h:6379/0?password={password}", f"rediss://:{password}@h:6380/0",
             f"unix://:{password}@/run/redis.sock", f"redis://:{password}@h:notaport/0",
             f"redis://:{password}@:6379", f"redis://{password}@h/zero",
-            f"redis://h:6379/0?password={password}&bogus=1"]
+            f"redis://h:6379/0?password={password}&bogus=1",
+            f"redis+sentinel://:{password}@h1,h2:26380/mymaster/0",
+            f"redis+sentinel://h1/m/0?sentinel_password={password}",
+            f"redis+sentinel://u:{password}@h1/m?sentinel_username=s&sentinel_password={password}",
+            f"rediss+sentinel://:{password}@h1/m/0?ssl_cert_reqs=none",
+            f"redis+sentinel://:{password}@h1,h2", f"redis+sentinel://h1/m?sentinel_password="
+            f"{password}&bogus=1", f"redis+cluster://app:{password}@a:7000,b:7001",
+            f"rediss+cluster://:{password}@a:7000", f"redis+cluster://:{password}@a:7000/3",
+            f"redis+cluster://a:7000,b:x?password={password}"]
 
 
 def test_no_form_ever_shows_a_password_or_part_of_it() -> None:
@@ -132,3 +140,63 @@ def test_settings_refuse_a_malformed_url_without_showing_it() -> None:
         Settings(worker_redis_url=f"redis://:{PASSWORD}@h:notaport/0")
     assert "the port is not a number" in str(caught.value)
     assert "p/w#r" not in str(caught.value) and "notaport" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "expected", "shown"), [
+    ("redis+sentinel://h1:26379,h2:26380/mymaster/2",
+     ((("h1", 26379), ("h2", 26380)), "mymaster", 2, None, None, None, None),
+     "redis+sentinel://h1:26379,h2:26380/mymaster/2"),
+    ("redis+sentinel://h1,[::1]/mymaster", ((("h1", 26379), ("::1", 26379)), "mymaster", 0,
+                                           None, None, None, None),
+     "redis+sentinel://h1:26379,[::1]:26379/mymaster/0"),
+    (f"redis+sentinel://app:{PASSWORD}@h1/m/1?sentinel_username=sen&sentinel_password=s%26t",
+     ((("h1", 26379),), "m", 1, "app", "p/w#r?d@%x", "sen", "s&t"),
+     "redis+sentinel://app:***@h1:26379/m/1?sentinel_password=***&sentinel_username=sen"),
+    ("rediss+sentinel://:pw@h1/m/0?ssl_cert_reqs=none&ssl_ca_certs=/ca.pem",
+     ((("h1", 26379),), "m", 0, None, "pw", None, None),
+     "rediss+sentinel://:***@h1:26379/m/0?ssl_ca_certs=/ca.pem&ssl_cert_reqs=none"),
+    ("redis+cluster://a:7000,b:7001", ((("a", 7000), ("b", 7001)), None, 0, None, None, None,
+                                       None), "redis+cluster://a:7000,b:7001"),
+    (f"redis+cluster://u:{PASSWORD}@a", ((("a", 6379),), None, 0, "u", "p/w#r?d@%x", None, None),
+     "redis+cluster://u:***@a:6379"),
+    ("rediss+cluster://:pw@a:7000/?ssl_cert_reqs=required",
+     ((("a", 7000),), None, 0, None, "pw", None, None),
+     "rediss+cluster://:***@a:7000?ssl_cert_reqs=required"),
+])
+def test_sentinel_and_cluster_forms(url: str, expected: tuple[object, ...], shown: str) -> None:
+    address = parse(url)
+    assert (address.nodes, address.master_name, address.db, address.username, address.password,
+            address.sentinel_username, address.sentinel_password) == expected
+    assert address.topology == url.partition("://")[0].partition("+")[2]
+    assert redact(url) == shown
+    assert "pw" not in repr(address) and "s&t" not in repr(address)
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("redis+sentinel://h1,h2", "no master name"),
+    ("redis+sentinel://h1,h2/", "no master name"),
+    ("redis+sentinel:///mymaster/0", "no hosts"),
+    ("redis+sentinel://h1,,h2/m", "an empty entry in the host list"),
+    ("redis+sentinel://h1,/m", "an empty entry in the host list"),
+    ("redis+sentinel://h:0/m", "the port is not a number"),
+    ("redis+sentinel://h:x/m", "the port is not a number"),
+    ("redis+sentinel://h/m/zero", "the database number"),
+    ("redis+sentinel://h/m/0/1", "/<master-name>/<db> and nothing else"),
+    ("redis+sentinel://h/m%20x", "the master name may hold only"),
+    ("redis+sentinel://h/m?sentinel_pass=x", "unknown query option 'sentinel_pass'"),
+    ("redis+sentinel://h/m?ssl_cert_reqs=none", "unknown query option 'ssl_cert_reqs'"),
+    ("rediss+sentinel://h/m?ssl_cert_reqs=maybe", "ssl_cert_reqs must be one of"),
+    ("redis+cluster://", "no hosts"),
+    ("redis+cluster://a:7000,b:99999", "the port is not a number"),
+    ("redis+cluster://a:7000/1", "Redis Cluster has only database 0"),
+    ("redis+cluster://a:7000/0", "Redis Cluster has only database 0"),
+    ("redis+cluster://a:7000?db=1", "Redis Cluster has only database 0"),
+    ("redis+cluster://a?sentinel_password=x", "unknown query option (known: db"),
+    ("redis+cluster://a?ssl_cert_reqs=none", "unknown query option 'ssl_cert_reqs'"),
+])
+def test_topology_refusals_name_the_form(url: str, problem: str) -> None:
+    with pytest.raises(RedisUrlError) as caught:
+        parse(url)
+    message = str(caught.value)
+    form = "redis+sentinel://" if "sentinel" in url.partition("://")[0] else "redis+cluster://"
+    assert problem in message and f"expected {form}[user:password@]host1:" in message

@@ -21,7 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bullpen.adapter import QueueClient, connection_kwargs
+from bullpen.adapter import QueueClient, connection_kwargs, for_key, redis_client
 from bullpen.job_ids import is_queue_key
 from bullpen.keyspace import Keyspace
 
@@ -87,7 +87,7 @@ class CancelListener:
 
     def __init__(self, url: str, keys: Keyspace, running: Callable[[], dict[str, str]],
                  deliver: Deliver) -> None:
-        self._connection = connection_kwargs(url)
+        self._connection = for_key(connection_kwargs(url), keys.cancel_channel)
         self._keys = keys
         self._running = running
         self._deliver = deliver
@@ -96,8 +96,8 @@ class CancelListener:
 
     async def run(self) -> None:
         while True:
-            client = aioredis.Redis(**self._connection, decode_responses=True,
-                                    health_check_interval=int(IDLE_CHECK_S))
+            client: aioredis.Redis = redis_client(self._connection, decode_responses=True,
+                                                  health_check_interval=int(IDLE_CHECK_S))
             try:
                 await self._listen(client)
             except (RedisError, OSError):

@@ -14,6 +14,14 @@ class SettingsError(BullpenError):
     """One or more configuration values are invalid."""
 
 
+class ReplicationError(BullpenError):
+    """A durable enqueue (JOB_ENQUEUE_WAIT_REPLICAS) that fewer replicas acknowledged in time."""
+
+
+class ClusterKeyError(SettingsError):
+    """Under Redis Cluster, a queue whose keys would not share one hash slot."""
+
+
 class SecretError(SettingsError):
     """A secret is missing, a placeholder, or too weak."""
 

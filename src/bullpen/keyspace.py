@@ -9,6 +9,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bullpen.errors import ClusterKeyError
+
+
+def hash_tag_end(key: str) -> int | None:
+    """Where the hash tag of `key` ends (the index of its `}`), or None without one: Redis
+    hashes only the text between the first `{` and the next `}`, when it is not empty."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return end if end > start + 1 else None
+
+
+def check_cluster_keys(prefix: str, queues: list[str]) -> None:
+    """Under Redis Cluster every key of a queue must hash to one slot, as BullMQ's scripts
+    need: the prefix or the queue name carries a hash tag. ClusterKeyError names each queue
+    that does not, with the two fixes."""
+    untagged = [queue for queue in queues
+                if (end := hash_tag_end(f"{prefix}:{queue}:")) is None
+                or end > len(prefix) + len(queue)]
+    if untagged:
+        names = ", ".join(repr(queue) for queue in untagged)
+        raise ClusterKeyError(
+            f"WORKER_REDIS_URL is a Redis Cluster, and the keys of queue"
+            f"{'s' if len(untagged) > 1 else ''} {names} "
+            f"({prefix}:{untagged[0]}:…) carry no hash tag, so BullMQ's scripts would span hash "
+            f"slots. Fix: WORKER_PREFIX={{{prefix}}} (every queue in one slot), or queue names "
+            f"in braces such as {{{untagged[0]}}} (each queue its own slot, spread over the "
+            "masters)")
+
 
 @dataclass(frozen=True, slots=True)
 class Keyspace:
@@ -81,6 +109,11 @@ class Keyspace:
     def cleanup_stats(self) -> str:
         """Hash: deleted_files, deleted_bytes, summed over every cleanup."""
         return self._own("cleanup:stats")
+
+    @property
+    def enqueue_mark(self) -> str:
+        """String written after a bulk enqueue when durable: WAIT on the writing connection."""
+        return self._own("enqueue:mark")
 
     @property
     def cancel_channel(self) -> str:

@@ -9,9 +9,6 @@ from __future__ import annotations
 import os
 import ssl
 from pathlib import Path
-from typing import Any
-
-import redis.asyncio as aioredis
 
 from bullpen.redis_address import RedisAddress, RedisUrlError, parse
 
@@ -50,7 +47,7 @@ def _readable(option: str, path: str, fix: str) -> None:
 def check_files(address: RedisAddress) -> None:
     """Each certificate file a rediss:// URL names exists, is readable and is PEM that OpenSSL
     accepts; RedisUrlError naming the option and the path otherwise (paths are not secret)."""
-    if address.scheme != "rediss":
+    if not address.uses_tls:
         return
     ca, cert, key = (address.tls.get(name) for name in (CA_OPTION, CERT_OPTION, KEY_OPTION))
     if key is not None and cert is None:
@@ -83,7 +80,7 @@ def explain(error: BaseException, address: RedisAddress) -> str:
     Only the error's own text is used: OpenSSL never puts a password in it.
     """
     text = str(error)
-    tls = address.scheme == "rediss"
+    tls = address.uses_tls
     if "CERTIFICATE_VERIFY_FAILED" in text:
         reason = text.split("certificate verify failed:", 1)[-1].split(" (_ssl", 1)[0].strip()
         fix = HOST_FIX if "mismatch" in reason else CA_FIX
@@ -111,12 +108,3 @@ def describe(error: BaseException, url: str) -> str:
     except RedisUrlError:
         return f"{type(error).__name__}: {error}"
     return explain(error, address)
-
-
-def pool_options(connection: dict[str, Any]) -> dict[str, Any]:
-    """`connection` (from connection_kwargs) for a ConnectionPool: a pool takes no `ssl` flag,
-    only Redis() does, so TLS is its connection class instead."""
-    options = dict(connection)
-    if options.pop("ssl", False):
-        options["connection_class"] = aioredis.SSLConnection
-    return options

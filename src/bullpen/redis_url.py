@@ -9,11 +9,13 @@ from pathlib import Path
 from bullpen import logs
 from bullpen.adapter import QueueClient, probe
 from bullpen.embedded import ensure_server
-from bullpen.redis_address import redact
+from bullpen.keyspace import check_cluster_keys
+from bullpen.redis_address import parse, redact
 from bullpen.redis_tls import describe
 from bullpen.settings import Settings
 
-__all__ = ["client_for", "redact", "resolve_url", "wait_for_redis"]
+__all__ = ["client_for", "redact", "refuse_untagged_cluster_keys", "resolve_url",
+           "wait_for_redis"]
 
 log = logs.get("worker")
 
@@ -34,9 +36,17 @@ def _announce_start(directory: Path, url: str) -> None:
     sys.stderr.flush()
 
 
+def refuse_untagged_cluster_keys(settings: Settings, queues: list[str]) -> None:
+    """Under Redis Cluster, ClusterKeyError unless each of `queues` keeps its keys in one
+    hash slot."""
+    url = settings.worker_redis_url
+    if url and parse(url).topology == "cluster":
+        check_cluster_keys(settings.worker_prefix, queues)
+
+
 def client_for(settings: Settings, url: str | None = None) -> QueueClient:
     return QueueClient(url or resolve_url(settings), settings.worker_default_queue,
-                       settings.worker_prefix)
+                       settings.worker_prefix, settings.enqueue_wait)
 
 
 async def wait_for_redis(url: str, stop: asyncio.Event | None = None,

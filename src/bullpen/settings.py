@@ -64,6 +64,8 @@ class Settings(BaseSettings):
                                                 description="minutes kept; 0 = off")
     worker_processes: int = Field(1, ge=1, le=64)
     job_max_data_bytes: int = Field(512 * 1024, ge=1, le=MAX_DATA_BYTES)
+    job_enqueue_wait_replicas: int = Field(0, ge=0, le=100, description="0 = off")
+    job_enqueue_wait_timeout_ms: int = Field(1000, ge=1, le=60_000)
 
     bullpen_app: str | None = Field(None, description="package with tasks/schedules modules")
     bullpen_env: Literal["production", "development"] = "production"
@@ -161,6 +163,13 @@ class Settings(BaseSettings):
     def keyspace(self) -> Keyspace:
         """bullpen's Redis keys for the default queue."""
         return Keyspace(self.worker_prefix, self.worker_default_queue)
+
+    @property
+    def enqueue_wait(self) -> tuple[int, int] | None:
+        """(replicas, timeout ms) each enqueue waits for (WAIT), or None: durable enqueue off."""
+        if not self.job_enqueue_wait_replicas:
+            return None
+        return self.job_enqueue_wait_replicas, self.job_enqueue_wait_timeout_ms
 
     @property
     def queue_specs(self) -> list[QueueSpec]:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.helpers.processes import eventually, run_cli, start_worker
+from tests.helpers.processes import Proc, eventually, run_cli, start_worker
 from tests.helpers.redis_server import PrivateRedis, private_redis
 from tests.helpers.web import running_web
 
@@ -80,3 +80,26 @@ def test_a_dead_server_never_shows_it_either(app_env: dict[str, str]) -> None:
         result = run_cli(args, env)
         assert result.returncode != 0, args
         _assert_hidden(f"bullpen {' '.join(args)}", result.stdout + result.stderr)
+
+
+@pytest.mark.parametrize("url", [
+    f"redis+sentinel://app:{quote(PASSWORD, safe='')}@127.0.0.1:1,127.0.0.1:2/mymaster/0"
+    f"?sentinel_password={quote(PASSWORD, safe='')}",
+    f"redis+sentinel://:{PASSWORD}@127.0.0.1:1/mymaster",
+    f"redis+cluster://:{PASSWORD}@127.0.0.1:1,127.0.0.1:2",
+])
+def test_no_sentinel_or_cluster_that_does_not_answer_shows_it(app_env: dict[str, str],
+                                                            url: str) -> None:
+    """Both passwords of a Sentinel URL, and a Cluster's, stay hidden in every refusal."""
+    env = {**app_env, "WORKER_REDIS_URL": url, "WORKER_PREFIX": "{bull}"}
+    for args in (["enqueue", "health.check"], ["jobs"], ["doctor"], ["health"]):
+        result = run_cli(args, env)
+        assert result.returncode != 0, args
+        _assert_hidden(f"bullpen {' '.join(args)}", result.stdout + result.stderr)
+    worker = Proc(["worker"], env)
+    try:
+        worker.wait_for("is unreachable")
+    finally:
+        worker.kill()
+    _assert_hidden("the worker log", worker.output)
+    assert ":***@127.0.0.1:1" in worker.output

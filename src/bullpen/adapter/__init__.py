@@ -5,6 +5,7 @@ port ships them), the port's Queue and JobScheduler for producing, PEP 8 records
 from bullpen.adapter.active import ActiveJob
 from bullpen.adapter.consumer import QueueWorker
 from bullpen.adapter.hooks import AttemptObserver, Operation
+from bullpen.adapter.locators import for_key, redis_client, redis_pool
 from bullpen.adapter.options import JobOptions, WorkerOptions
 from bullpen.adapter.queue import QueueClient
 from bullpen.adapter.records import JOB_STATES, JobRecord, SchedulerRecord, now_ms
@@ -15,5 +16,6 @@ from bullpen.adapter.worker_names import BullmqWorker
 __all__ = [
     "JOB_STATES", "ActiveJob", "AttemptObserver", "BullmqWorker", "JobObserver", "JobOptions",
     "JobRecord", "Operation", "Processor", "QueueClient", "QueueWorker", "SchedulerRecord",
-    "WorkerOptions", "connection_kwargs", "now_ms", "probe", "quick_client",
+    "WorkerOptions", "connection_kwargs", "for_key", "now_ms", "probe", "quick_client",
+    "redis_client", "redis_pool",
 ]

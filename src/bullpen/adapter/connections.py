@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bullpen.adapter.locators import redis_client
 from bullpen.adapter.pipelining import PipeliningRedis
 from bullpen.adapter.scripts import ScriptRegistry
 
@@ -32,7 +32,9 @@ def command_client(connection: dict[str, Any], registry: ScriptRegistry) -> Pipe
     A command that fails on a dropped connection goes back to its caller, which retries on its
     own schedule; the next command connects again.
     """
-    return PipeliningRedis(on_connect=registry.on_connect, **connection, decode_responses=False)
+    client: PipeliningRedis = redis_client(connection, PipeliningRedis,
+                                           on_connect=registry.on_connect, decode_responses=False)
+    return client
 
 
 class BlockingWaiter:
@@ -40,8 +42,8 @@ class BlockingWaiter:
 
     def __init__(self, connection: dict[str, Any], client_name: str, marker_key: str) -> None:
         # The name is sent again by redis-py on every reconnect.
-        self._client = aioredis.Redis(**connection, client_name=client_name,
-                                      single_connection_client=True, retry=Retry(NoBackoff(), 0))
+        self._client = redis_client(connection, client_name=client_name,
+                                    single_connection_client=True, retry=Retry(NoBackoff(), 0))
         self._marker_key = marker_key
 
     async def connect(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from bullpen.adapter.active import ActiveJob
 from bullpen.adapter.connections import BlockingWaiter, Health, command_client
 from bullpen.adapter.fetcher import Fetcher
+from bullpen.adapter.locators import for_queue
 from bullpen.adapter.locks import LockRenewer
 from bullpen.adapter.options import WorkerOptions
 from bullpen.adapter.pipelining import PipeliningRedis
@@ -54,7 +55,7 @@ class QueueWorker:
 
     def __init__(self, url: str, queue_name: str, prefix: str, options: WorkerOptions,
                  processor: Processor, observer: JobObserver | None = None) -> None:
-        self._connection = connection_kwargs(url)
+        self._connection = for_queue(connection_kwargs(url), prefix, queue_name)
         self._queue_name = queue_name
         self._prefix = prefix
         self._options = options

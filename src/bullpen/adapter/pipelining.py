@@ -25,6 +25,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bullpen.adapter.locators import LOCATOR, SLOT_KEY, is_moved
+
 # Arguments, options, the caller's future, and whether it was already sent once.
 _Command = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]", bool]
 _Waiter = tuple["asyncio.Future[Any]", Callable[..., Any] | None, _Command]
@@ -52,6 +54,7 @@ class Link(asyncio.Protocol):
         self._waiting: deque[_Waiter] = deque()
         self._transport: asyncio.Transport | None = None
         self.lost: RedisError | None = None
+        self.epoch = 0  # the Locator's epoch when this connection was made
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -68,8 +71,27 @@ class Link(asyncio.Protocol):
             if reply is False:
                 return
             future, callback, command = waiting.popleft()
-            if not future.done():
+            if isinstance(reply, hiredis.ReplyError) and self._moved(str(reply)):
+                if not future.done():
+                    future.set_exception(self.lost)  # type: ignore[arg-type]
+            elif not future.done():
                 _resolve(future, reply, callback, command[1])
+            if not waiting and self.lost is not None and self._transport is not None:
+                self._transport.close()  # moved: its last pending reply has come
+
+    def _moved(self, reply: str) -> bool:
+        """A "not here any more" reply: the next commands go to a new connection."""
+        if not is_moved(BaseParser.parse_error(reply)):  # type: ignore[no-untyped-call]
+            return False
+        self.moved(reply.split(maxsplit=1)[0])
+        return True
+
+    def moved(self, why: str) -> None:
+        """Take no new command; close once the pending replies have come."""
+        if self.lost is None:
+            self.lost = RedisConnectionError(f"Redis moved ({why}): finding the master again")
+        if not self._waiting and self._transport is not None:
+            self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         error = RedisConnectionError(f"connection to Redis lost ({exc or 'closed'})")
@@ -178,6 +200,9 @@ class PipeliningRedis(aioredis.Redis):
         if not self._queued:
             return
         link = self._link
+        locator = self._options.get(LOCATOR)
+        if link is not None and locator is not None and link.epoch != locator.epoch:
+            link.moved("master switched")  # its pending replies still come; new ones go anew
         if link is None or link.lost is not None:
             if self._connecting is None or self._connecting.done():
                 self._connecting = asyncio.ensure_future(self._connect())
@@ -222,6 +247,14 @@ class PipeliningRedis(aioredis.Redis):
         link = Link(options.get("encoding") if options.get("decode_responses") else None,
                     options.get("encoding_errors") or "strict", self._resend)
         timeout = options.get("socket_connect_timeout")
+        host: Any = options.get("host")
+        port: Any = options.get("port")
+        locator = options.get(LOCATOR)
+        if locator is not None:
+            if self._link is not None:
+                locator.forget()  # a reconnect: the node may have moved
+            link.epoch = locator.epoch
+            host, port = await locator.locate(options.get(SLOT_KEY))
         if "path" in options:
             opening = loop.create_unix_connection(lambda: link, options["path"])
         else:
@@ -229,8 +262,7 @@ class PipeliningRedis(aioredis.Redis):
             tls = (self.connection_pool.make_connection()  # type: ignore[no-untyped-call]
                    if "ssl_cert_reqs" in options else None)
             context = tls.ssl_context.get() if tls is not None else None
-            opening = loop.create_connection(lambda: link, options["host"], options["port"],
-                                             ssl=context)
+            opening = loop.create_connection(lambda: link, host, port, ssl=context)
         try:
             await asyncio.wait_for(opening, timeout)
         except TimeoutError:

@@ -12,6 +12,7 @@ from bullmq.job_scheduler import JobScheduler
 from redis.exceptions import OutOfMemoryError
 
 from bullpen.adapter.adding import JobAdder
+from bullpen.adapter.locators import for_queue
 from bullpen.adapter.options import JobOptions
 from bullpen.adapter.records import (
     JOB_STATES,
@@ -24,7 +25,7 @@ from bullpen.adapter.records import (
 from bullpen.adapter.redis_options import connection_kwargs, queue_client
 from bullpen.adapter.repeat import repeat_strategy
 from bullpen.adapter.worker_names import BullmqWorker, parse_client_list
-from bullpen.errors import RedisFullError
+from bullpen.errors import RedisFullError, ReplicationError
 from bullpen.job_ids import is_queue_key
 from bullpen.keyspace import Keyspace
 
@@ -32,13 +33,18 @@ from bullpen.keyspace import Keyspace
 class QueueClient:
     """Producer and inspector for one queue (enqueue, list, counts, schedulers, actions)."""
 
-    def __init__(self, url: str, queue_name: str, prefix: str = "bull") -> None:
+    def __init__(self, url: str, queue_name: str, prefix: str = "bull",
+                 enqueue_wait: tuple[int, int] | None = None) -> None:
+        """`enqueue_wait`: (replicas, timeout ms) each add waits for with WAIT (durable)."""
         self.name = queue_name
+        self.enqueue_wait = enqueue_wait
         self.prefix = prefix
         self.keys = Keyspace(prefix, queue_name)
-        self._queue = bullmq.Queue(
-            queue_name, {"connection": queue_client(connection_kwargs(url)), "prefix": prefix}
-        )
+        # Every key of the queue shares one hash slot: its clients talk to the node owning it.
+        self.connection = for_queue(connection_kwargs(url), prefix, queue_name)
+        self._connects = 0
+        self._queue = bullmq.Queue(queue_name, {
+            "connection": queue_client(self.connection, self._connected), "prefix": prefix})
         self._schedulers = JobScheduler(self._queue, repeat_strategy=repeat_strategy)
         self._adder = JobAdder(self._queue)
 
@@ -56,19 +62,54 @@ class QueueClient:
 
     async def add(self, name: str, data: Any, options: JobOptions) -> str:
         try:
-            return await self._adder.add(name, data, options)
+            job_id = await self._adder.add(name, data, options)
         except Exception as exc:
             _raise_if_full(exc, f"job {name!r} was not enqueued")
             raise
+        await self._replicated(f"job {job_id} ({name})")
+        return job_id
+
+    async def _connected(self, connection: Any) -> None:
+        self._connects += 1
+        await connection.on_connect()
+
+    async def _replicated(self, what: str, were: str = "was") -> None:
+        """WAIT for the replicas `enqueue_wait` asks, on the connection that wrote: a WAIT
+        retried on a new connection would count replicas for no write at all."""
+        if self.enqueue_wait is None:
+            return
+        replicas, timeout_ms = self.enqueue_wait
+        connects = self._connects
+        acked = int(await self.redis.wait(replicas, timeout_ms))
+        if self._connects != connects:
+            raise ReplicationError(
+                f"{what} {were} sent to Redis, but the connection was lost before any replica "
+                "could confirm it: it may or may not exist after a failover. Check with "
+                "get_job, or enqueue it again with the same job_id (an existing id adds nothing)")
+        if acked < replicas:
+            raise ReplicationError(
+                f"{what} {were} added on the Redis master, but only {acked} of {replicas} "
+                f"replicas acknowledged it within {timeout_ms} ms (JOB_ENQUEUE_WAIT_REPLICAS, "
+                "JOB_ENQUEUE_WAIT_TIMEOUT_MS): a failover now could lose it. Check the "
+                "replicas (INFO replication); enqueueing again with the same job_id adds "
+                "nothing if it survived")
 
     async def add_bulk(self, jobs: Sequence[tuple[str, Any, JobOptions]]) -> list[str]:
         """Add (task, data, options) triples atomically, in one MULTI/EXEC round trip; returns
         their job ids in order."""
         try:
-            return await self._adder.add_many(jobs)
+            ids = await self._adder.add_many(jobs)
         except Exception as exc:
             _raise_if_full(exc, f"none of the {len(jobs)} jobs was enqueued")
             raise
+        if self.enqueue_wait is not None:
+            # The MULTI ran on a pooled connection of its own, and WAIT counts only the writes
+            # of the connection it runs on: a write here comes after the MULTI in the
+            # replication stream, so replicas that have it have the jobs.
+            await self.redis.set(self.keys.enqueue_mark, "1", px=60_000)
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            await self._replicated(f"jobs {shown}", "were")
+        return ids
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or None; an id that names one of the queue's own keys (`meta`) is no job."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -12,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
+from bullpen.adapter.locators import located, redis_client
 from bullpen.redis_address import parse
 from bullpen.redis_tls import check_files
 
@@ -33,24 +35,28 @@ def connection_kwargs(url: str) -> dict[str, Any]:
         kwargs["unix_socket_path"] = address.path
         return kwargs
     kwargs.update(host=address.host, port=address.port)
-    if address.scheme == "rediss":
+    if address.uses_tls:
         check_files(address)
         kwargs["ssl"] = True
         kwargs.update(address.tls)
-    return kwargs
+    return located(kwargs, address)
 
 
-def queue_client(connection: dict[str, Any]) -> aioredis.Redis:
+def queue_client(connection: dict[str, Any],
+                 on_connect: Callable[[Any], Awaitable[None]] | None = None) -> aioredis.Redis:
     """The producer's client (decoded strings, one connection, as the port builds it), retrying
-    a dropped connection three times within about half a second.
+    a dropped connection three times within about half a second; `on_connect(connection)`
+    replaces redis-py's handshake on each (re)connect and must run it.
 
     The port's own retried 20 times with backoff up to 20 s: after a Redis restart a command
     waited seconds for its next attempt, and with Redis down it hung for minutes.
     """
-    return aioredis.Redis(**connection, decode_responses=True, single_connection_client=True,
-                          retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 3),
-                          retry_on_error=[BusyLoadingError, RedisConnectionError,
-                                          RedisTimeoutError])
+    client: aioredis.Redis = redis_client(
+        connection, decode_responses=True, single_connection_client=True,
+        retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 3),
+        retry_on_error=[BusyLoadingError, RedisConnectionError, RedisTimeoutError],
+        redis_connect_func=on_connect)
+    return client
 
 
 def quick_kwargs(connection: dict[str, Any], timeout_s: float, *,
@@ -67,15 +73,16 @@ def quick_kwargs(connection: dict[str, Any], timeout_s: float, *,
 
 def quick_client(url: str, timeout_s: float = 2.0) -> aioredis.Redis:
     """An asyncio client (decoded strings) for one-off checks, failing fast."""
-    return aioredis.Redis(**quick_kwargs(connection_kwargs(url), timeout_s),
-                          decode_responses=True)
+    client: aioredis.Redis = redis_client(quick_kwargs(connection_kwargs(url), timeout_s),
+                                          decode_responses=True)
+    return client
 
 
 async def one_shot(connection: dict[str, Any], *command: Any, timeout_s: float = 2.0) -> Any:
     """Run one command on a fresh connection, without the queue clients' retries."""
-    client = aioredis.Redis(**quick_kwargs(connection, timeout_s))
+    client = redis_client(quick_kwargs(connection, timeout_s))
     try:
-        return await client.execute_command(*command)  # type: ignore[no-untyped-call]
+        return await client.execute_command(*command)
     finally:
         await client.aclose()
 

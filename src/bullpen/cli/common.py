@@ -84,7 +84,8 @@ def with_clients(loaded: Settings, queues: list[str],
                 f"Redis at {redact(url)} does not answer ({describe(exc, url)}); "
                 "check WORKER_REDIS_URL and that the server runs (bullpen doctor tells more)"
             ) from None
-        clients = [QueueClient(url, queue, loaded.worker_prefix) for queue in queues]
+        clients = [QueueClient(url, queue, loaded.worker_prefix, loaded.enqueue_wait)
+                   for queue in queues]
         try:
             return await action(clients)
         finally:

@@ -10,6 +10,7 @@ import uvicorn
 from bullpen import logs
 from bullpen.cli.common import definitions, fail, settings
 from bullpen.errors import BullpenError
+from bullpen.redis_url import refuse_untagged_cluster_keys
 from bullpen.web import create_app
 from bullpen.web.security import check_bind
 
@@ -34,6 +35,7 @@ def register(app: typer.Typer) -> None:
         loaded_definitions = definitions(loaded)
         try:
             warnings = check_bind(loaded.web_host, loaded)
+            refuse_untagged_cluster_keys(loaded, loaded_definitions.queues(loaded))
             asgi_app = create_app(loaded, definitions=loaded_definitions)
         except BullpenError as exc:
             fail(str(exc), 2)

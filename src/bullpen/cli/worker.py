@@ -13,7 +13,7 @@ from bullpen.cli.common import definitions, fail, settings
 from bullpen.errors import BullpenError
 from bullpen.exports.tokens import load_secrets
 from bullpen.queue_names import parse_queue_specs
-from bullpen.redis_url import resolve_url
+from bullpen.redis_url import refuse_untagged_cluster_keys, resolve_url
 from bullpen.runtime.process import run_worker
 from bullpen.runtime.stop import follow_parent
 from bullpen.runtime.supervisor import run_processes
@@ -67,6 +67,11 @@ def register(app: typer.Typer) -> None:
                                   [str(spec) for spec in specs]))
         follow_parent()
         loaded = settings()
+        try:
+            refuse_untagged_cluster_keys(
+                loaded, [spec.name for spec in specs or loaded.queue_specs])
+        except BullpenError as exc:
+            fail(str(exc), 2)
         if "bullpen_env" in loaded.model_fields_set and not loaded.is_development:
             forget_development(loaded.bullpen_var_dir)  # a production worker ends development
         count = processes or loaded.worker_processes

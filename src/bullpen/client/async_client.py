@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from bullpen.adapter import JobOptions, QueueClient, connection_kwargs, probe
+from bullpen.adapter import JobOptions, QueueClient, probe
 from bullpen.cancellation import request_cancel
 from bullpen.client.app_exports import Exports
 from bullpen.client.job import Job, JobInfo, JobSpec
@@ -108,8 +108,8 @@ class Client:
         found = self._queues.get(queue)
         if found is None:
             assert self._url is not None
-            found = self._queues[queue] = QueueClient(self._url, queue,
-                                                      self.settings.worker_prefix)
+            found = self._queues[queue] = QueueClient(
+                self._url, queue, self.settings.worker_prefix, self.settings.enqueue_wait)
         return found
 
     def _load_definitions(self) -> None:
@@ -234,7 +234,7 @@ class Client:
         if waiter is None:
             assert self._url is not None
             waiter = self._waiters[client.name] = JobWaiter(
-                connection_kwargs(self._url), client.keys, self._poll_interval_s)
+                client.connection, client.keys, self._poll_interval_s)
         outcome = await waiter.wait(job_id, timeout_s)
         return outcome.state, outcome.result, outcome.failed_reason
 

@@ -19,9 +19,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bullpen import logs
+from bullpen.adapter import redis_client, redis_pool
 from bullpen.errors import JobNotFoundError
 from bullpen.keyspace import Keyspace
-from bullpen.redis_tls import pool_options
 
 log = logs.get("client")
 
@@ -91,8 +91,9 @@ class JobWaiter:
         # redis-py gives each concurrent pipeline a pooled connection of its own; a pool of
         # one that blocks makes every wait's check share a single connection.
         # decode_responses goes to the pool: a client given a pool ignores its own.
-        self._redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool(
-            max_connections=1, decode_responses=True, **pool_options(connection)))
+        self._redis = aioredis.Redis(connection_pool=redis_pool(
+            connection, aioredis.BlockingConnectionPool, max_connections=1,
+            decode_responses=True))
         self._connection = connection
         self._keys = keys
         self._poll_interval_s = poll_interval_s
@@ -139,8 +140,8 @@ class JobWaiter:
     async def _start(self) -> None:
         if self._ready is None:
             self._ready = asyncio.get_running_loop().create_future()
-            self._reader = aioredis.Redis(**self._connection, decode_responses=True,
-                                          single_connection_client=True)
+            self._reader = redis_client(self._connection, decode_responses=True,
+                                        single_connection_client=True)
             self._tasks = [asyncio.create_task(self._read(), name="bullpen-events"),
                            asyncio.create_task(self._poll(), name="bullpen-poll")]
         await asyncio.shield(self._ready)

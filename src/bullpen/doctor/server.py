@@ -15,7 +15,7 @@ from bullpen.definitions.schedule import ScheduledJob
 from bullpen.doctor import access, shared_exports
 from bullpen.doctor.access import check_access
 from bullpen.doctor.check import Check, fail, ok, skip, warn
-from bullpen.errors import BullpenError
+from bullpen.errors import BullpenError, ClusterKeyError
 from bullpen.loader import Definitions
 from bullpen.reconcile import schedule_status
 from bullpen.redis_tls import describe
@@ -104,19 +104,27 @@ async def check_server(loaded: Settings, declared: Definitions | BullpenError) -
 async def _queue_checks(loaded: Settings, url: str, queue: str,
                         declared: Definitions | BullpenError, named: bool) -> list[Check]:
     """The checks about one queue; with several queues, each check names its queue."""
-    client = QueueClient(url, queue, loaded.worker_prefix)
-    schedules = (declared if isinstance(declared, BullpenError)
-                 else declared.schedules_on(queue, loaded.worker_default_queue))
     try:
-        access = await check_access(client)
-        if access.status == "fail":
-            # The other checks would only meet the same refusal.
-            found = [access, *(skip(name, "permissions are missing") for name in QUEUE_NAMES)]
-        else:
-            found = [access, await _queue(client), await _workers(client, loaded),
-                     await _schedules(client, schedules), await _failed_jobs(client)]
-    finally:
-        await client.close()
+        client = QueueClient(url, queue, loaded.worker_prefix)
+    except ClusterKeyError as exc:
+        problem, _, fix = str(exc).partition(" Fix: ")
+        spanned = "the queue's keys span hash slots"
+        found = [skip(access.NAME, spanned), fail("queue", problem, fix),
+                 *(skip(name, spanned) for name in QUEUE_NAMES[1:])]
+    else:
+        schedules = (declared if isinstance(declared, BullpenError)
+                     else declared.schedules_on(queue, loaded.worker_default_queue))
+        try:
+            permissions = await check_access(client)
+            if permissions.status == "fail":
+                # The other checks would only meet the same refusal.
+                found = [permissions,
+                         *(skip(name, "permissions are missing") for name in QUEUE_NAMES)]
+            else:
+                found = [permissions, await _queue(client), await _workers(client, loaded),
+                         await _schedules(client, schedules), await _failed_jobs(client)]
+        finally:
+            await client.close()
     if not named:
         return found
     return [dataclasses.replace(check, name=f"{check.name} ({queue})") for check in found]

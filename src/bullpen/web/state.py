@@ -59,7 +59,8 @@ class WebState:
             if not self.client_url:
                 raise RuntimeError(f"no Redis URL to open queue {self.queue!r} with")
             found = self._clients[self.queue] = QueueClient(
-                self.client_url, self.queue, self.settings.worker_prefix)
+                self.client_url, self.queue, self.settings.worker_prefix,
+                self.settings.enqueue_wait)
         return found
 
     def use_client(self, client: QueueClient) -> None:
