@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bullpen.adapter import QueueClient
 from bullpen.doctor.check import Check, fail, ok
+from bullpen.errors import ClusterKeyError
 from bullpen.exports.identity import FIX, mismatch_summary, read_identity, workers_elsewhere
 from bullpen.runtime.heartbeat import WorkerInfo, alive_workers
 from bullpen.settings import Settings
@@ -14,7 +15,10 @@ NAME = "shared exports"
 async def _workers(loaded: Settings, url: str, queues: list[str]) -> list[WorkerInfo]:
     found: list[WorkerInfo] = []
     for queue in queues:
-        client = QueueClient(url, queue, loaded.worker_prefix)
+        try:
+            client = QueueClient(url, queue, loaded.worker_prefix)
+        except ClusterKeyError:
+            continue  # the queue's own check says why no worker can serve it
         try:
             found += await alive_workers(client)
         finally:
