@@ -377,6 +377,22 @@ async def test_a_rolling_deploy_with_different_job_defaults_runs_every_tick_once
     assert not missing, (missing, stopped, [(run["job_id"], run["at_ms"]) for run in runs])
 
 
+async def _until_short_and_long_run_on(queue: str, pid: int, within_s: float = 15) -> None:
+    """Wait until worker `pid` runs a long job (id t<3k>) and a short one started under 100 ms
+    ago, so the short one is still running when the signal lands. Sleeping a fixed time let the
+    long jobs fill every slot now and then (short ones come and go)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        starts, ends = _by_job(_runs(queue))
+        active = [(job, run["at_ms"]) for job, runs in starts.items() for run in runs
+                  if run["pid"] == pid and not ends[job]]
+        fresh_short = any(int(job[1:]) % 3 and now_ms() - at_ms < 100 for job, at_ms in active)
+        if fresh_short and any(not int(job[1:]) % 3 for job, _ in active):
+            return
+        assert time.monotonic() < deadline, f"worker {pid} never ran a short and a long job at once"
+        await asyncio.sleep(0.01)
+
+
 @pytest.mark.timeout(90)
 async def test_sigterm_under_load_finishes_short_jobs_and_hands_long_ones_over(
         app_env: dict[str, str], client: QueueClient, report: dict[str, Any]) -> None:
@@ -392,7 +408,7 @@ async def test_sigterm_under_load_finishes_short_jobs_and_hands_long_ones_over(
             sleep_ms = 4000 if n % 3 == 0 else 300
             await client.add("test.chaos", {"i": n, "sleep_ms": sleep_ms},
                              JobOptions(keep_completed=1000, job_id=f"t{n}"))
-        await asyncio.sleep(1.0)
+        await _until_short_and_long_run_on(app_env["WORKER_DEFAULT_QUEUE"], pid)
         term_at = now_ms()
         target.signal(signal.SIGTERM)
         code = target.wait(30)
