@@ -369,7 +369,9 @@ async def test_a_rolling_deploy_with_different_job_defaults_runs_every_tick_once
                   due_ticks_run=sum(tick in ticks for tick in due),
                   tick_runs=len(ticks), ticks_run_twice=len(ticks) - len(set(ticks)))
     assert len(ticks) == len(set(ticks)), "a tick ran twice"
-    assert len(mixed) >= 8 and gaps == [1000], f"ticks lost in the mixed fleet: gaps {gaps}"
+    # Eight restarts take 7 s or more; no tick lost anywhere, the last ones included.
+    assert len(mixed) >= 6 and gaps == [1000], f"ticks lost in the mixed fleet: gaps {gaps}"
+    assert mixed[-1] >= mixed_end - 2000, (mixed[-1], mixed_end)
     assert not flaps, f"the mixed fleet flapped the schedule: {flaps}"
     assert registered_attempts == 3  # the version registered first stays while it runs
     assert updates == len(stopped)  # one at a time, each start applies its own version ...
