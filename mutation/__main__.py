@@ -5,11 +5,14 @@ pyproject holds the mutmut settings for that module only: the file to mutate and
 that exercise it in-process. mutmut then runs, for each mutant, only the tests that reached
 the mutated function, so a module finishes in minutes. Usage:
 
-    python -m mutation [NAME ...]      # default: every module below
+    python -m mutation [--budget-s S] [--jobs N] [--report-only] [NAME ...]   # default: all
+
+It exits 1 when a survivor is neither killed nor explained in mutation/explained.toml.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import os
 import shutil
@@ -19,6 +22,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mutation import explained
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / "var" / "mutation"
@@ -91,53 +96,79 @@ def _prepare(name: str, target: Target) -> Path:
     return where
 
 
-def _run(name: str, target: Target) -> dict[str, list[str]]:
+def _mutmut() -> str:
+    return str(Path(sys.executable).with_name("mutmut"))
+
+
+def _run(name: str, target: Target, budget_s: int, jobs: int) -> None:
     where = _prepare(name, target)
-    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    mutmut = _mutmut()
     log = where / "mutmut.log"
     started = time.monotonic()
     with log.open("w") as out:
         # A session of its own: at the budget, mutmut and the test process it forked stop too.
-        run = subprocess.Popen([mutmut, "run", "--max-children", "1"], cwd=where, stdout=out,
+        run = subprocess.Popen([mutmut, "run", "--max-children", str(jobs)], cwd=where, stdout=out,
                                stderr=subprocess.STDOUT, start_new_session=True,
                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         try:
-            run.wait(timeout=target.budget_s)
+            run.wait(timeout=budget_s)
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGTERM)
             run.wait()
-            print(f"{name}: stopped after its budget of {target.budget_s} s; "
+            print(f"{name}: stopped after its budget of {budget_s} s; "
                   "mutants not reached count as 'not checked'")
-    results = subprocess.run([mutmut, "results", "--all", "true"], cwd=where,
+    print(f"{name}: {time.monotonic() - started:.0f} s, log in {log.relative_to(ROOT)}")
+
+
+def _results(where: Path) -> dict[str, list[str]]:
+    results = subprocess.run([_mutmut(), "results", "--all", "true"], cwd=where,
                              capture_output=True, text=True, check=False).stdout
     by_status: dict[str, list[str]] = collections.defaultdict(list)
     for line in results.splitlines():
         mutant, _, status = line.strip().rpartition(": ")
         if mutant:
             by_status[status].append(mutant)
-    print(f"{name}: {time.monotonic() - started:.0f} s, log in {log.relative_to(ROOT)}")
     return by_status
 
 
-def _report(name: str, by_status: dict[str, list[str]]) -> None:
+def _report(name: str) -> int:
+    """Print the module's counts and its unexplained survivors; how many there are."""
+    where = SCRATCH / name
+    by_status = _results(where)
     counts = ", ".join(f"{len(mutants)} {status}" for status, mutants in sorted(by_status.items()))
     print(f"{name}: {counts or 'no results (see the log)'}")
-    survived = by_status.get("survived", [])
-    if survived:
-        print(f"  survivors (their diffs: cd var/mutation/{name} && ../../../.venv/bin/mutmut "
-              "show NAME):")
-    for mutant in survived:
+    verdict = explained.judge(name, by_status.get("survived", []), _mutmut(), where)
+    print(f"  {len(verdict.explained)} survivors explained in mutation/explained.toml")
+    for mutant in verdict.stale:
+        print(f"  stale explanation (the mutant changed since): {explained.short_name(mutant)}")
+    if verdict.unexplained:
+        print(f"  unexplained survivors (their diffs: cd var/mutation/{name} && "
+              "../../../.venv/bin/mutmut show NAME):")
+    for mutant in verdict.unexplained:
         print(f"    {mutant}")
+    return len(verdict.unexplained)
 
 
-def main(names: list[str]) -> int:
-    unknown = sorted(set(names) - set(TARGETS))
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mutation")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(TARGETS))
+    parser.add_argument("--budget-s", type=int, help="each module's time budget (default: its own)")
+    # One child by default: the tests measure timings that a loaded machine would stretch.
+    parser.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="report the last run's results again (after editing explained.toml)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(TARGETS))
     if unknown:
         print(f"Unknown module(s) {', '.join(unknown)}: choose from {', '.join(TARGETS)}")
         return 2
-    for name in names or list(TARGETS):
-        _report(name, _run(name, TARGETS[name]))
-    return 0
+    unexplained = 0
+    for name in args.names or list(TARGETS):
+        target = TARGETS[name]
+        if not args.report_only:
+            _run(name, target, args.budget_s or target.budget_s, args.jobs)
+        unexplained += _report(name)
+    return 1 if unexplained else 0
 
 
 if __name__ == "__main__":
