@@ -57,7 +57,8 @@ TARGETS = {
                      ("tests/adapter", "tests/runtime/test_dispatch.py"), 1200,
                      (*SLOW_ADAPTER_TESTS, "tests/runtime/test_dispatch.py::"
                       "test_an_isolated_handler_runs_in_a_child_process_with_the_job")),
-    "sweep": Target(("src/bullpen/exports/sweep.py",), ("tests/exports/test_cleanup.py",), 900),
+    "sweep": Target(("src/bullpen/exports/sweep.py",),
+                    ("tests/exports/test_sweep.py", "tests/exports/test_cleanup.py"), 900),
     "tokens": Target(("src/bullpen/exports/tokens.py",), ("tests/exports/test_tokens.py",), 600),
 }
 
