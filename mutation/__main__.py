@@ -5,7 +5,7 @@ pyproject holds the mutmut settings for that module only: the file to mutate and
 that exercise it in-process. mutmut then runs, for each mutant, only the tests that reached
 the mutated function, so a module finishes in minutes. Usage:
 
-    python -m mutation [--budget-s S] [--jobs N] [--report-only] [NAME ...]   # default: all
+    python -m mutation [--budget-s S] [--jobs N] [--only PATTERN] [--report-only] [NAME ...]
 
 It exits 1 when a survivor is neither killed nor explained in mutation/explained.toml.
 """
@@ -101,15 +101,15 @@ def _mutmut() -> str:
     return str(Path(sys.executable).with_name("mutmut"))
 
 
-def _run(name: str, target: Target, budget_s: int, jobs: int) -> None:
+def _run(name: str, target: Target, budget_s: int, jobs: int, only: list[str]) -> None:
     where = _prepare(name, target)
     mutmut = _mutmut()
     log = where / "mutmut.log"
     started = time.monotonic()
     with log.open("w") as out:
         # A session of its own: at the budget, mutmut and the test process it forked stop too.
-        run = subprocess.Popen([mutmut, "run", "--max-children", str(jobs)], cwd=where, stdout=out,
-                               stderr=subprocess.STDOUT, start_new_session=True,
+        run = subprocess.Popen([mutmut, "run", "--max-children", str(jobs), *only], cwd=where,
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         try:
             run.wait(timeout=budget_s)
@@ -156,6 +156,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--budget-s", type=int, help="each module's time budget (default: its own)")
     # One child by default: the tests measure timings that a loaded machine would stretch.
     parser.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1)")
+    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                        help="test only the mutants whose names match (fnmatch), e.g. "
+                             "'bullpen.adapter.runner.*_fail*'; the others stay 'not checked'")
     parser.add_argument("--report-only", action="store_true",
                         help="report the last run's results again (after editing explained.toml)")
     args = parser.parse_args(argv)
@@ -167,7 +170,7 @@ def main(argv: list[str]) -> int:
     for name in args.names or list(TARGETS):
         target = TARGETS[name]
         if not args.report_only:
-            _run(name, target, args.budget_s or target.budget_s, args.jobs)
+            _run(name, target, args.budget_s or target.budget_s, args.jobs, args.only)
         unexplained += _report(name)
     return 1 if unexplained else 0
 
