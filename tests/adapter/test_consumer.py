@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import signal
 import time
 import warnings
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 
 from bullpen.adapter import ActiveJob, JobOptions, QueueClient, QueueWorker, WorkerOptions
 from bullpen.errors import SettingsError
+from tests.helpers.redis_server import private_redis
 
 
 async def _run_worker(url: str, queue: str, options: WorkerOptions,
@@ -140,3 +143,77 @@ async def test_a_stopping_worker_hands_the_delayed_job_marker_to_an_idle_peer(
     await _wait(lambda: started, 12)
     await peer.close(2)
     assert started[0] - due < 0.5, f"peer started the job {started[0] - due:.2f} s late"
+
+
+async def test_closing_a_worker_that_never_started_reports_nothing_abandoned(
+        redis_url: str, queue_name: str) -> None:
+    worker = QueueWorker(redis_url, queue_name, "bull", WorkerOptions(), _never_called)
+    assert await worker.close(1) is True
+
+
+async def _never_called(job: ActiveJob) -> None:
+    raise AssertionError("no job was queued")
+
+
+async def test_a_closed_worker_leaves_no_connection_on_the_server(queue_name: str) -> None:
+    done: list[str] = []
+
+    async def handler(job: ActiveJob) -> None:
+        done.append(job.id)
+
+    with private_redis() as server:
+        queue = QueueClient(server.url, queue_name)
+        await queue.add("one", {}, JobOptions())  # the queue client's connection is open now
+        before = {entry["id"] for entry in server.client.client_list()}
+        worker = await _run_worker(server.url, queue_name, WorkerOptions(), handler)
+        await _wait(lambda: done, 5)
+        opened = {entry["id"] for entry in server.client.client_list()} - before
+        assert await worker.close(2) is True
+        await _wait(lambda: not opened & {entry["id"] for entry in server.client.client_list()},
+                    2)  # the server sees each socket close within milliseconds
+        await queue.close()
+    assert len(opened) >= 2, "the worker's command and blocking connections"
+
+
+async def test_close_gives_up_on_a_handler_that_ignores_its_cancellation(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    """The shutdown timeout, then at most 2 s for the cancelled slots: a handler that swallows
+    the cancel (as a careless `except BaseException` does) cannot hold the worker open."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def stubborn(job: ActiveJob) -> None:
+        started.set()
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    await client.add("stubborn", {}, JobOptions())
+    worker = await _run_worker(redis_url, queue_name, WorkerOptions(), stubborn)
+    await asyncio.wait_for(started.wait(), 5)
+    began = time.monotonic()
+    assert await worker.close(0.2) is False
+    took_s = time.monotonic() - began
+    release.set()
+    assert 0.2 + 2 - 0.05 <= took_s < 0.2 + 2 + 0.4, f"close took {took_s:.2f} s"
+
+
+async def test_close_returns_in_bounded_time_when_redis_stops_answering(queue_name: str) -> None:
+    """Redis frozen (SIGSTOP) while the idle worker holds the delayed-job marker: handing it
+    back times out after 2 s, quietly, and the worker still closes."""
+    with private_redis() as server:
+        assert server.process is not None
+        queue = QueueClient(server.url, queue_name)
+        worker = await _run_worker(server.url, queue_name, WorkerOptions(drain_delay_s=10),
+                                   _never_called)
+        await asyncio.sleep(0.3)
+        await queue.add("later", {}, JobOptions(delay_ms=30_000))
+        await _wait(lambda: worker.block_until_ms > 0, 5)
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            began = time.monotonic()
+            assert await asyncio.wait_for(worker.close(0.2), 10) is True
+            took_s = time.monotonic() - began
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        await queue.close()
+    assert 2 - 0.05 <= took_s < 0.2 + 2 + 1 + 2 + 2, f"close took {took_s:.2f} s"
