@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
@@ -164,6 +165,54 @@ async def test_an_update_keeps_the_due_tick_and_applies_the_new_options(
     assert tick is not None and tick.attempts_allowed == 5
     record = await client.get_scheduler("tick")
     assert record is not None and record.raw_opts["attempts"] == 5 and record.next_ms == due
+
+
+async def _state(client: QueueClient, job_id: str) -> str | None:
+    job = await client.get_job(job_id)
+    return job.state if job is not None else None
+
+
+async def test_a_timing_change_keeps_a_due_tick(client: QueueClient) -> None:
+    await reconcile(client, [_every_second()], OPTIONS)
+    due = await _until_due(client, "tick")
+    every_other = ScheduledJob(name="tick", task_name="health.check", pattern="*/2 * * * * *")
+    assert (await reconcile(client, [every_other], OPTIONS)).updated == ["tick"]
+    record = await client.get_scheduler("tick")
+    assert record is not None and (record.pattern, record.next_ms) == ("*/2 * * * * *", due)
+    assert await _pending(client) == [f"repeat:tick:{due}"]
+
+
+@pytest.mark.parametrize(("options", "state"), [
+    (OPTIONS, "waiting"), (JobOptions(attempts=3, priority=1), "prioritized")])
+async def test_an_update_keeps_a_due_tick_promoted_out_of_delayed(
+        client: QueueClient, options: JobOptions, state: str) -> None:
+    # A promote (the dashboard's, or BullMQ's when a worker fetches) moves a due tick on.
+    await reconcile(client, [_every_second()], options)
+    due = await _until_due(client, "tick")
+    await client.promote_job(f"repeat:tick:{due}")
+    assert await _state(client, f"repeat:tick:{due}") == state
+    newer = dataclasses.replace(options, attempts=5)
+    assert (await reconcile(client, [_every_second()], newer)).updated == ["tick"]
+    tick = await client.get_job(f"repeat:tick:{due}")
+    assert tick is not None and (tick.state, tick.attempts_allowed) == (state, 5)
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.next_ms == due
+
+
+async def test_an_update_on_a_paused_queue_leaves_a_promoted_due_tick_and_schedules_the_next(
+        client: QueueClient) -> None:
+    # Paused, BullMQ looks for the tick in the paused list, finds it not, and refuses to write
+    # a second job under its id: the update schedules afresh and the waiting tick stays to run.
+    await reconcile(client, [_every_second()], OPTIONS)
+    due = await _until_due(client, "tick")
+    await client.promote_job(f"repeat:tick:{due}")
+    await client.pause()
+    assert (await reconcile(client, [_every_second()], JobOptions(attempts=5))).updated == ["tick"]
+    assert await _state(client, f"repeat:tick:{due}") == "waiting"
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.next_ms is not None and record.next_ms > due
+    assert record.raw_opts["attempts"] == 5
+    assert await _state(client, f"repeat:tick:{record.next_ms}") == "delayed"
 
 
 async def test_an_update_of_the_options_keeps_a_pending_tick(client: QueueClient) -> None:
