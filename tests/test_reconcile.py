@@ -250,6 +250,46 @@ async def test_at_start_up_a_version_no_live_worker_declares_is_replaced(
     assert result.updated == ["tick"]
 
 
+async def test_each_schedule_s_grace_starts_when_its_last_holder_leaves(
+        client: QueueClient) -> None:
+    schedules = [_every_second("a"), _every_second("b")]
+    await reconcile(client, schedules, OPTIONS)
+    digests = declared_digests(schedules, OPTIONS)
+    for peer, name in (("peer-a", "a"), ("peer-b", "b")):
+        await heartbeat.beat(client, peer, 1, 0.0, [], ttl_s=10, schedules={name: digests[name]})
+    newer = Reconciler(client, schedules, JobOptions(attempts=5), "me", grace_ms=300)
+    assert (await newer.run()).deferred == ["a", "b"]
+    await heartbeat.forget(client, "peer-a")
+    assert (await newer.run()).deferred == ["a", "b"]
+    await asyncio.sleep(0.4)
+    await heartbeat.forget(client, "peer-b")
+    result = await newer.run()  # a's grace is over; b's has just begun
+    assert (result.updated, result.deferred) == (["a"], ["b"])
+    await asyncio.sleep(0.4)
+    # b's holder comes back (a restart), then leaves again: b's grace starts over.
+    await heartbeat.beat(client, "peer-b", 1, 0.0, [], ttl_s=10, schedules={"b": digests["b"]})
+    assert (await newer.run()).deferred == ["b"]
+    await heartbeat.forget(client, "peer-b")
+    assert (await newer.run()).deferred == ["b"]
+    await asyncio.sleep(0.4)
+    assert (await newer.run()).updated == ["b"]
+
+
+async def test_a_worker_s_own_heartbeat_does_not_hold_back_its_own_schedules(
+        client: QueueClient) -> None:
+    schedules = [_every_second()]
+    await reconcile(client, schedules, OPTIONS)
+    # Another app rewrites the scheduler bullpen registered (Node's upsertJobScheduler).
+    await client.upsert_scheduler("tick", "health.check", {}, pattern="*/5 * * * * *",
+                                  every_ms=None, tz=None, options=OPTIONS)
+    # The worker's heartbeat runs before its reconcile and declares what bullpen registered.
+    await heartbeat.beat(client, "me", 1, 0.0, [], ttl_s=10,
+                         schedules=declared_digests(schedules, OPTIONS))
+    assert (await Reconciler(client, schedules, OPTIONS, "me").run()).updated == ["tick"]
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.pattern == "* * * * * *"
+
+
 async def test_three_workers_reconciling_at_once_register_each_schedule_once(
         redis_url: str, queue_name: str) -> None:
     declared = [_hourly(), _hourly("every-5s", "*/5 * * * * *")]
