@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 
 import pytest
@@ -24,6 +25,8 @@ from bullpen.reconcile import (
     reconcile,
 )
 from bullpen.runtime import heartbeat
+from bullpen.telemetry.tracing import Telemetry
+from tests.helpers.otel import memory_exporter, named, recorded
 
 OPTIONS = JobOptions(attempts=3)
 
@@ -213,6 +216,26 @@ async def test_an_update_on_a_paused_queue_leaves_a_promoted_due_tick_and_schedu
     assert record is not None and record.next_ms is not None and record.next_ms > due
     assert record.raw_opts["attempts"] == 5
     assert await _state(client, f"repeat:tick:{record.next_ms}") == "delayed"
+
+
+async def test_with_tracing_on_each_upsert_is_a_producer_span_its_ticks_carry(
+        client: QueueClient) -> None:
+    exporter = memory_exporter()
+    exporter.clear()
+    telemetry = Telemetry()
+    await Reconciler(client, [_every_second()], OPTIONS, telemetry=telemetry).run()
+    due = await _until_due(client, "tick")
+    await Reconciler(client, [_every_second()], JobOptions(attempts=5), telemetry=telemetry).run()
+    assert await _pending(client) == [f"repeat:tick:{due}"]  # kept through the traced update
+    spans = named(recorded(), f"add {client.name}.health.check")
+    assert [span["attributes"] for span in spans] == 2 * [{
+        "bullmq.queue.name": client.name, "bullmq.queue.operation": "add",
+        "bullmq.job.name": "health.check", "bullmq.job.scheduler.id": "tick"}]
+    # The tick's job carries the update's span as its parent, where Node stores it (`tm`).
+    [_, tick] = await _stored(client, "tick", f"repeat:tick:{due}")
+    carrier = json.loads(json.loads(tick["opts"])["tm"])
+    update = spans[1]
+    assert carrier["traceparent"].split("-")[1:3] == [update["trace_id"], update["span_id"]]
 
 
 async def test_an_update_of_the_options_keeps_a_pending_tick(client: QueueClient) -> None:
