@@ -24,6 +24,7 @@ from bullpen.reconcile import (
     missed_runs,
     reconcile,
 )
+from bullpen.redis_lock import RedisLock
 from bullpen.runtime import heartbeat
 from bullpen.telemetry.tracing import Telemetry
 from tests.helpers.otel import memory_exporter, named, recorded
@@ -327,6 +328,15 @@ async def test_three_workers_reconciling_at_once_register_each_schedule_once(
     finally:
         for c in clients:
             await c.close()
+
+
+async def test_a_reconcile_waits_for_a_peer_s_lock_no_longer_than_its_own_lock_ttl(
+        client: QueueClient) -> None:
+    # A peer in the middle of its reconcile (or one that died in it) holds the lock for 2 s.
+    async with RedisLock(client.redis, client.keys.schedules_lock, 2_000):
+        with pytest.raises(TimeoutError, match="within 300 ms"):
+            await reconcile(client, [_hourly()], OPTIONS, lock_ttl_ms=300)
+    assert await client.get_schedulers() == []
 
 
 async def test_an_unknown_scheduler_reads_as_none(client: QueueClient) -> None:
