@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 
 import pytest
@@ -22,7 +24,10 @@ from bullpen.reconcile import (
     missed_runs,
     reconcile,
 )
+from bullpen.redis_lock import RedisLock
 from bullpen.runtime import heartbeat
+from bullpen.telemetry.tracing import Telemetry
+from tests.helpers.otel import memory_exporter, named, recorded
 
 OPTIONS = JobOptions(attempts=3)
 
@@ -166,6 +171,74 @@ async def test_an_update_keeps_the_due_tick_and_applies_the_new_options(
     assert record is not None and record.raw_opts["attempts"] == 5 and record.next_ms == due
 
 
+async def _state(client: QueueClient, job_id: str) -> str | None:
+    job = await client.get_job(job_id)
+    return job.state if job is not None else None
+
+
+async def test_a_timing_change_keeps_a_due_tick(client: QueueClient) -> None:
+    await reconcile(client, [_every_second()], OPTIONS)
+    due = await _until_due(client, "tick")
+    every_other = ScheduledJob(name="tick", task_name="health.check", pattern="*/2 * * * * *")
+    assert (await reconcile(client, [every_other], OPTIONS)).updated == ["tick"]
+    record = await client.get_scheduler("tick")
+    assert record is not None and (record.pattern, record.next_ms) == ("*/2 * * * * *", due)
+    assert await _pending(client) == [f"repeat:tick:{due}"]
+
+
+@pytest.mark.parametrize(("options", "state"), [
+    (OPTIONS, "waiting"), (JobOptions(attempts=3, priority=1), "prioritized")])
+async def test_an_update_keeps_a_due_tick_promoted_out_of_delayed(
+        client: QueueClient, options: JobOptions, state: str) -> None:
+    # A promote (the dashboard's, or BullMQ's when a worker fetches) moves a due tick on.
+    await reconcile(client, [_every_second()], options)
+    due = await _until_due(client, "tick")
+    await client.promote_job(f"repeat:tick:{due}")
+    assert await _state(client, f"repeat:tick:{due}") == state
+    newer = dataclasses.replace(options, attempts=5)
+    assert (await reconcile(client, [_every_second()], newer)).updated == ["tick"]
+    tick = await client.get_job(f"repeat:tick:{due}")
+    assert tick is not None and (tick.state, tick.attempts_allowed) == (state, 5)
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.next_ms == due
+
+
+async def test_an_update_on_a_paused_queue_leaves_a_promoted_due_tick_and_schedules_the_next(
+        client: QueueClient) -> None:
+    # Paused, BullMQ looks for the tick in the paused list, finds it not, and refuses to write
+    # a second job under its id: the update schedules afresh and the waiting tick stays to run.
+    await reconcile(client, [_every_second()], OPTIONS)
+    due = await _until_due(client, "tick")
+    await client.promote_job(f"repeat:tick:{due}")
+    await client.pause()
+    assert (await reconcile(client, [_every_second()], JobOptions(attempts=5))).updated == ["tick"]
+    assert await _state(client, f"repeat:tick:{due}") == "waiting"
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.next_ms is not None and record.next_ms > due
+    assert record.raw_opts["attempts"] == 5
+    assert await _state(client, f"repeat:tick:{record.next_ms}") == "delayed"
+
+
+async def test_with_tracing_on_each_upsert_is_a_producer_span_its_ticks_carry(
+        client: QueueClient) -> None:
+    exporter = memory_exporter()
+    exporter.clear()
+    telemetry = Telemetry()
+    await Reconciler(client, [_every_second()], OPTIONS, telemetry=telemetry).run()
+    due = await _until_due(client, "tick")
+    await Reconciler(client, [_every_second()], JobOptions(attempts=5), telemetry=telemetry).run()
+    assert await _pending(client) == [f"repeat:tick:{due}"]  # kept through the traced update
+    spans = named(recorded(), f"add {client.name}.health.check")
+    assert [span["attributes"] for span in spans] == 2 * [{
+        "bullmq.queue.name": client.name, "bullmq.queue.operation": "add",
+        "bullmq.job.name": "health.check", "bullmq.job.scheduler.id": "tick"}]
+    # The tick's job carries the update's span as its parent, where Node stores it (`tm`).
+    [_, tick] = await _stored(client, "tick", f"repeat:tick:{due}")
+    carrier = json.loads(json.loads(tick["opts"])["tm"])
+    update = spans[1]
+    assert carrier["traceparent"].split("-")[1:3] == [update["trace_id"], update["span_id"]]
+
+
 async def test_an_update_of_the_options_keeps_a_pending_tick(client: QueueClient) -> None:
     await reconcile(client, [_hourly()], OPTIONS)
     before = await _pending(client)
@@ -201,6 +274,46 @@ async def test_at_start_up_a_version_no_live_worker_declares_is_replaced(
     assert result.updated == ["tick"]
 
 
+async def test_each_schedule_s_grace_starts_when_its_last_holder_leaves(
+        client: QueueClient) -> None:
+    schedules = [_every_second("a"), _every_second("b")]
+    await reconcile(client, schedules, OPTIONS)
+    digests = declared_digests(schedules, OPTIONS)
+    for peer, name in (("peer-a", "a"), ("peer-b", "b")):
+        await heartbeat.beat(client, peer, 1, 0.0, [], ttl_s=10, schedules={name: digests[name]})
+    newer = Reconciler(client, schedules, JobOptions(attempts=5), "me", grace_ms=300)
+    assert (await newer.run()).deferred == ["a", "b"]
+    await heartbeat.forget(client, "peer-a")
+    assert (await newer.run()).deferred == ["a", "b"]
+    await asyncio.sleep(0.4)
+    await heartbeat.forget(client, "peer-b")
+    result = await newer.run()  # a's grace is over; b's has just begun
+    assert (result.updated, result.deferred) == (["a"], ["b"])
+    await asyncio.sleep(0.4)
+    # b's holder comes back (a restart), then leaves again: b's grace starts over.
+    await heartbeat.beat(client, "peer-b", 1, 0.0, [], ttl_s=10, schedules={"b": digests["b"]})
+    assert (await newer.run()).deferred == ["b"]
+    await heartbeat.forget(client, "peer-b")
+    assert (await newer.run()).deferred == ["b"]
+    await asyncio.sleep(0.4)
+    assert (await newer.run()).updated == ["b"]
+
+
+async def test_a_worker_s_own_heartbeat_does_not_hold_back_its_own_schedules(
+        client: QueueClient) -> None:
+    schedules = [_every_second()]
+    await reconcile(client, schedules, OPTIONS)
+    # Another app rewrites the scheduler bullpen registered (Node's upsertJobScheduler).
+    await client.upsert_scheduler("tick", "health.check", {}, pattern="*/5 * * * * *",
+                                  every_ms=None, tz=None, options=OPTIONS)
+    # The worker's heartbeat runs before its reconcile and declares what bullpen registered.
+    await heartbeat.beat(client, "me", 1, 0.0, [], ttl_s=10,
+                         schedules=declared_digests(schedules, OPTIONS))
+    assert (await Reconciler(client, schedules, OPTIONS, "me").run()).updated == ["tick"]
+    record = await client.get_scheduler("tick")
+    assert record is not None and record.pattern == "* * * * * *"
+
+
 async def test_three_workers_reconciling_at_once_register_each_schedule_once(
         redis_url: str, queue_name: str) -> None:
     declared = [_hourly(), _hourly("every-5s", "*/5 * * * * *")]
@@ -215,6 +328,15 @@ async def test_three_workers_reconciling_at_once_register_each_schedule_once(
     finally:
         for c in clients:
             await c.close()
+
+
+async def test_a_reconcile_waits_for_a_peer_s_lock_no_longer_than_its_own_lock_ttl(
+        client: QueueClient) -> None:
+    # A peer in the middle of its reconcile (or one that died in it) holds the lock for 2 s.
+    async with RedisLock(client.redis, client.keys.schedules_lock, 2_000):
+        with pytest.raises(TimeoutError, match="within 300 ms"):
+            await reconcile(client, [_hourly()], OPTIONS, lock_ttl_ms=300)
+    assert await client.get_schedulers() == []
 
 
 async def test_an_unknown_scheduler_reads_as_none(client: QueueClient) -> None:
