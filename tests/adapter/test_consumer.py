@@ -10,6 +10,7 @@ import time
 import warnings
 from typing import Any
 
+import bullmq
 import pytest
 
 from bullpen.adapter import ActiveJob, JobOptions, QueueClient, QueueWorker, WorkerOptions
@@ -217,3 +218,141 @@ async def test_close_returns_in_bounded_time_when_redis_stops_answering(queue_na
             server.process.send_signal(signal.SIGCONT)
         await queue.close()
     assert 2 - 0.05 <= took_s < 0.2 + 2 + 1 + 2 + 2, f"close took {took_s:.2f} s"
+
+
+async def test_a_worker_passes_its_options_to_every_job_it_runs(
+        redis_url: str, queue_name: str, raw_redis: Any) -> None:
+    """Name (processedBy), lock token (the worker's id first, as Node's), kept finished jobs
+    and per-minute metrics, read as Node BullMQ and its dashboards read them."""
+    locks: list[str] = []
+
+    async def handler(job: ActiveJob) -> int:
+        locks.append(await raw_redis.get(f"bull:{queue_name}:{job.id}:lock"))
+        if job.record.data["fail"]:
+            raise ValueError("planned failure")
+        return 1
+
+    # As a producer that sets no removeOnComplete/removeOnFail (Node's default) adds them.
+    producer = bullmq.Queue(queue_name, {"connection": redis_url})
+    for index in range(6):
+        await producer.add("wired", {"fail": index % 2 == 1}, {"attempts": 1})
+    await producer.close()
+    options = WorkerOptions(concurrency=1, name="wired-worker", keep_completed=1, keep_failed=2,
+                            metrics_max_data_points=5)
+    worker = await _run_worker(redis_url, queue_name, options, handler)
+    keys = f"bull:{queue_name}"
+    await _wait(lambda: len(locks) == 6, 10)
+    await _wait_async(lambda: _counts(raw_redis, keys), (1, 2), 5)
+    await worker.close(2)
+    assert all(lock.startswith(f"{worker.worker_id}:") for lock in locks), locks
+    [kept] = await raw_redis.zrange(f"{keys}:completed", 0, -1)
+    assert await raw_redis.hget(f"{keys}:{kept}", "pb") == "wired-worker"  # processedBy
+    assert await raw_redis.hget(f"{keys}:metrics:completed", "count") == "3"
+    assert await raw_redis.hget(f"{keys}:metrics:failed", "count") == "3"
+
+
+async def _counts(raw_redis: Any, keys: str) -> tuple[int, int]:
+    return (await raw_redis.zcard(f"{keys}:completed"), await raw_redis.zcard(f"{keys}:failed"))
+
+
+async def _wait_async(read: Any, expected: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (value := await read()) != expected:
+        assert time.monotonic() < deadline, f"{value!r} != {expected!r}"
+        await asyncio.sleep(0.02)
+
+
+SHORT_LOCK = WorkerOptions(lock_duration_ms=400, stalled_interval_ms=400)
+
+
+async def test_a_job_running_three_locks_long_runs_once_its_lock_renewed(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    runs: list[str] = []
+    stalled: list[str] = []
+    errors: list[BaseException] = []
+
+    async def slow(job: ActiveJob) -> str:
+        runs.append(job.id)
+        await asyncio.sleep(1.2)
+        return "done"
+
+    job_id = await client.add("slow", {}, JobOptions(attempts=1))
+    worker = QueueWorker(redis_url, queue_name, "bull", SHORT_LOCK, slow)
+    worker.start(on_error=errors.append, on_stalled=stalled.append)
+    await _wait(lambda: runs, 5)
+    record = await _finished(client, job_id, 5)
+    assert await worker.close(2) is True
+    assert (record.state, record.return_value, runs, stalled, errors) == (
+        "completed", "done", [job_id], [], [])
+
+
+async def _finished(client: QueueClient, job_id: str, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while (record := await client.get_job(job_id)) is None or record.state not in (
+            "completed", "failed") or (record.state == "completed" and record.return_value is None):
+        assert time.monotonic() < deadline, f"job {job_id}: {record and record.state}"
+        await asyncio.sleep(0.02)
+    return record
+
+
+async def test_the_stalled_check_moves_back_and_reports_an_abandoned_job_within_its_bound(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    release = asyncio.Event()
+    ran_by: list[str] = []
+
+    async def blocked(job: ActiveJob) -> None:
+        ran_by.append("first")
+        await release.wait()
+
+    async def quick(job: ActiveJob) -> str:
+        ran_by.append("second")
+        return "recovered"
+
+    stalled: list[str] = []
+    job_id = await client.add("abandoned", {}, JobOptions(attempts=1))
+    first = await _run_worker(redis_url, queue_name, SHORT_LOCK, blocked)
+    await _wait(lambda: ran_by, 5)
+    second = QueueWorker(redis_url, queue_name, "bull", SHORT_LOCK, quick)
+    second.start(on_error=lambda exc: None, on_stalled=stalled.append)
+    assert await first.close(0.05) is False  # abandoned: its lock is no longer renewed
+    abandoned_at = time.monotonic()
+    record = await _finished(client, job_id, 5)
+    recovered_s = time.monotonic() - abandoned_at
+    release.set()
+    await second.close(2)
+    assert (record.return_value, ran_by, stalled) == ("recovered", ["first", "second"], [job_id])
+    # Lock (400 ms) + stalled interval (400 ms), plus 500 ms for timers and the hand-over.
+    assert recovered_s < 0.4 + 0.4 + 0.5, f"recovered {recovered_s:.2f} s after the abandon"
+
+
+class _BrokenObserver:
+    """An observer (telemetry) whose first attempt raises: a defect outside the job."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def attempt(self, active: ActiveJob) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("observer defect")
+        return None
+
+
+async def test_a_defect_around_a_job_is_reported_and_the_slot_keeps_consuming(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    done: list[str] = []
+    errors: list[BaseException] = []
+
+    async def handler(job: ActiveJob) -> None:
+        done.append(job.id)
+
+    first = await client.add("first", {}, JobOptions(attempts=1))
+    second = await client.add("second", {}, JobOptions(attempts=1))
+    worker = QueueWorker(redis_url, queue_name, "bull", WorkerOptions(concurrency=1), handler,
+                         observer=_BrokenObserver())
+    worker.start(on_error=errors.append)
+    await _wait(lambda: done, 5)
+    await worker.close(0.5)
+    assert done == [second]
+    assert [str(error) for error in errors] == ["observer defect"]
+    assert (await client.get_job(first)) is not None
