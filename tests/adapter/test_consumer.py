@@ -245,6 +245,9 @@ async def test_a_worker_passes_its_options_to_every_job_it_runs(
     await _wait_async(lambda: _counts(raw_redis, keys), (1, 2), 5)
     await worker.close(2)
     assert all(lock.startswith(f"{worker.worker_id}:") for lock in locks), locks
+    # Each worker's tokens are its own: a peer's id differs, so it cannot pass for this one.
+    assert QueueWorker(redis_url, queue_name, "bull", options, handler).worker_id \
+        not in (worker.worker_id, None)
     [kept] = await raw_redis.zrange(f"{keys}:completed", 0, -1)
     assert await raw_redis.hget(f"{keys}:{kept}", "pb") == "wired-worker"  # processedBy
     assert await raw_redis.hget(f"{keys}:metrics:completed", "count") == "3"
