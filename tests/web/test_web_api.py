@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from bullpen.adapter import QueueClient
+from bullpen.adapter import JobOptions, QueueClient
 from bullpen.definitions.schedule import ScheduledJob
 from bullpen.loader import Definitions, load_registry
 from bullpen.settings import Settings
@@ -177,3 +177,19 @@ async def test_schedule_last_run_after_the_worker_fires_it(
     assert row["last_run"]["outcome"] == "completed"
     assert row["last_run"]["lateness_ms"] >= 0 and row["missed_runs"] == 0
     assert row["description"] == "Every 300 ms"
+
+
+async def test_removing_a_schedulers_next_run_is_refused_and_the_run_stays(
+        http: httpx.AsyncClient, client: QueueClient) -> None:
+    """BullMQ refuses it (Node's Queue.remove throws); the API says so instead of 'removed'."""
+    await client.upsert_scheduler("nightly-report", "test.record", {}, pattern="0 3 * * *",
+                                  every_ms=None, tz=None, options=JobOptions())
+    [next_run] = await client.get_jobs("delayed")
+    refused = await http.post(f"/api/jobs/{next_run.id}/remove", json={})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == (
+        f"job {next_run.id!r} is the next run of a job scheduler; remove or change its schedule "
+        "instead (the Schedules page, or the app's schedules)")
+    assert (await http.get(f"/api/jobs/{next_run.id}")).json()["state"] == "delayed"
+    bulk = await http.post("/api/jobs/bulk", json={"action": "remove", "ids": [next_run.id]})
+    assert bulk.json()["done"] == [] and next_run.id in bulk.json()["refused"]

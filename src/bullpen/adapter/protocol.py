@@ -20,6 +20,7 @@ _REFUSALS = {
     -3: "Job {id} is not in the active state. {command}",
     -4: "Job {id} has pending dependencies. {command}",
     -6: "Lock mismatch for job {id}. Cmd {command} from active",
+    -8: "Job {id} belongs to a job scheduler and cannot be removed directly. {command}",
     -9: "Cannot complete job {id} because it has at least one failed child. {command}",
 }
 

@@ -14,6 +14,7 @@ from redis.exceptions import OutOfMemoryError
 from bullpen.adapter.adding import JobAdder
 from bullpen.adapter.locators import for_queue
 from bullpen.adapter.options import JobOptions
+from bullpen.adapter.protocol import refusal
 from bullpen.adapter.records import (
     JOB_STATES,
     JobRecord,
@@ -158,9 +159,15 @@ class QueueClient:
     async def retry_all_failed(self) -> None:
         await self._queue.retryJobs({"state": "failed", "count": 1000})
 
-    async def remove_job(self, job_id: str) -> None:
-        if not is_queue_key(job_id):  # removing job `meta` would delete the queue's meta hash
-            await self._queue.remove(job_id)
+    async def remove_job(self, job_id: str) -> bool:
+        """False when a worker holds the job's lock; JobStateError when the job is a job
+        scheduler's next run (BullMQ refuses it, as Node's Queue.remove throws)."""
+        if is_queue_key(job_id):  # removing job `meta` would delete the queue's meta hash
+            return False
+        reply = await self._queue.remove(job_id)
+        if isinstance(reply, int) and reply < 0:
+            raise refusal(reply, job_id, "removeJob")
+        return bool(reply)
 
     async def promote_job(self, job_id: str) -> None:
         if is_queue_key(job_id):

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from bullpen.cancellation import request_cancel
-from bullpen.errors import ActionError, BullpenError, ExportError
+from bullpen.errors import ActionError, BullpenError, ExportError, JobStateError
 from bullpen.exports.service import ExportService
 from bullpen.producer import enqueue, job_options, route
 from bullpen.telemetry import telemetry_for
@@ -45,7 +45,15 @@ async def remove(state: WebState, job_id: str) -> None:
     if current == "active":
         raise ActionError(f"job {job_id!r} is active (a worker holds its lock); wait for it to "
                           "finish, then remove it", 409)
-    await state.client.remove_job(job_id)
+    try:
+        removed = await state.client.remove_job(job_id)
+    except JobStateError:
+        raise ActionError(f"job {job_id!r} is the next run of a job scheduler; remove or change "
+                          "its schedule instead (the Schedules page, or the app's schedules)",
+                          409) from None
+    if not removed:
+        raise ActionError(f"job {job_id!r} was taken by a worker meanwhile; wait for it to "
+                          "finish, then remove it", 409)
 
 
 async def promote(state: WebState, job_id: str) -> None:
