@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -150,9 +151,12 @@ async def _finished(client: QueueClient, job_id: str, timeout_s: float = 10) -> 
         await asyncio.sleep(0.02)
 
 
-async def _started(client: QueueClient, task: str) -> str:
-    job_id = await client.add(task, {}, JobOptions(attempts=3, backoff_delay_ms=100))
+async def _started(client: QueueClient, task: str, data: dict[str, Any] | None = None) -> str:
+    # An id of its own, known before the handler can run (queues number their jobs alike).
+    job_id = f"{task}-{uuid.uuid4().hex[:12]}"
     STARTED[job_id] = asyncio.Event()
+    await client.add(task, data or {}, JobOptions(attempts=3, backoff_delay_ms=60_000,
+                                                  job_id=job_id))
     await asyncio.wait_for(STARTED[job_id].wait(), 10)
     return job_id
 
@@ -278,9 +282,7 @@ async def test_a_def_handler_that_runs_on_after_a_cancel_request_still_fails(
 async def test_a_handler_that_catches_the_cancellation_still_ends_cancelled(
         dispatcher: Dispatcher, client: QueueClient, caplog: pytest.LogCaptureFixture) -> None:
     returned = await _started(client, "swallow")
-    raised = await client.add("swallow", {"then": "raise"}, JobOptions(attempts=3))
-    STARTED[raised] = asyncio.Event()
-    await asyncio.wait_for(STARTED[raised].wait(), 10)
+    raised = await _started(client, "swallow", {"then": "raise"})
     for job_id in (returned, raised):
         assert dispatcher.cancel(job_id, None, JobCancelledError(f"stop {job_id}"))
     for job_id, cause in ((returned, None), (raised, "ValueError: cleanup failed")):
@@ -350,11 +352,8 @@ async def test_at_the_shutdown_notice_a_stopping_handler_hands_its_job_back_othe
         settings: Settings, client: QueueClient, redis_url: str,
         caplog: pytest.LogCaptureFixture) -> None:
     async with _serving(settings, client, redis_url) as (dispatch, worker):
-        options = JobOptions(attempts=3, backoff_delay_ms=60_000)
         stops = await _started(client, "notice")
-        raises = await client.add("notice", {"then": "raise"}, options)
-        STARTED[raises] = asyncio.Event()
-        await asyncio.wait_for(STARTED[raises].wait(), 10)
+        raises = await _started(client, "notice", {"then": "raise"})
         # As ServedQueue.close does: the notice comes while the worker drains.
         asyncio.get_running_loop().call_later(0.1, dispatch.cancel_all,
                                               JobCancelledError(shutdown=True))
