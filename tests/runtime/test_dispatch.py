@@ -130,7 +130,7 @@ async def _serving(settings: Settings, client: QueueClient, redis_url: str, *, t
     try:
         yield dispatch, worker
     finally:
-        await worker.close(5)
+        await worker.close(2)
         dispatch.shutdown()
 
 
@@ -141,11 +141,15 @@ async def dispatcher(settings: Settings, client: QueueClient, redis_url: str
         yield dispatch
 
 
-async def _finished(client: QueueClient, job_id: str, timeout_s: float = 10) -> JobRecord:
+async def _finished(client: QueueClient, job_id: str, timeout_s: float = 10,
+                    retries: bool = False) -> JobRecord:
+    """The job once completed or failed, or (unless `retries`) once delayed for a retry: a
+    broken dispatcher then fails the test at once instead of at the timeout."""
+    ends = ("completed", "failed") if retries else ("completed", "failed", "delayed")
     deadline = time.monotonic() + timeout_s
     while True:
         record = await client.get_job(job_id)
-        if record is not None and record.state in ("completed", "failed"):
+        if record is not None and record.state in ends:
             return record
         assert time.monotonic() < deadline, record
         await asyncio.sleep(0.02)
@@ -157,7 +161,12 @@ async def _started(client: QueueClient, task: str, data: dict[str, Any] | None =
     STARTED[job_id] = asyncio.Event()
     await client.add(task, data or {}, JobOptions(attempts=3, backoff_delay_ms=60_000,
                                                   job_id=job_id))
-    await asyncio.wait_for(STARTED[job_id].wait(), 10)
+    deadline = time.monotonic() + 10
+    while not STARTED[job_id].is_set():
+        record = await client.get_job(job_id)
+        assert record is None or record.state in ("waiting", "active"), record
+        assert time.monotonic() < deadline, record
+        await asyncio.sleep(0.02)
     return job_id
 
 
@@ -207,15 +216,15 @@ async def test_unknown_tasks_and_unrecoverable_errors_fail_at_once_others_retry(
     flaky = await client.add("flaky", {}, options)
     # A missing handler may come with the next deploy: retried; an unrecoverable error is not.
     for job_id, attempts in ((unknown, 3), (refused, 1)):
-        record = await _finished(client, job_id)
+        record = await _finished(client, job_id, retries=True)
         assert (record.state, record.attempts_made) == ("failed", attempts)
-    reason = (await _finished(client, unknown)).failed_reason
+    reason = (await _finished(client, unknown, retries=True)).failed_reason
     assert str(reason).startswith(
         "no handler registered for task 'dubble' (known: block, caller, context, double, flaky, "
         "gate, isolated, meet, notice, refuse, swallow, thread.name, wait); "
         "did you mean 'double'?")
     assert (await _finished(client, refused)).failed_reason == "bad input 7"
-    record = await _finished(client, flaky)
+    record = await _finished(client, flaky, retries=True)
     assert (record.state, record.return_value, record.attempts_made) == (
         "completed", "second attempt", 2)
     # The failed attempt left its reason and traceback on the job, as Node's worker does.
@@ -357,7 +366,7 @@ async def test_at_the_shutdown_notice_a_stopping_handler_hands_its_job_back_othe
         # As ServedQueue.close does: the notice comes while the worker drains.
         asyncio.get_running_loop().call_later(0.1, dispatch.cancel_all,
                                               JobCancelledError(shutdown=True))
-        assert await worker.close(5)
+        assert await worker.close(2)
     stopped = await client.get_job(stops)
     assert stopped is not None and (stopped.state, stopped.attempts_made) == ("waiting", 0)
     failed = await client.get_job(raises)
@@ -396,11 +405,11 @@ async def test_jobs_abandoned_at_the_close_timeout_log_no_outcome_and_free_the_p
 async def test_each_running_def_job_has_a_thread_past_the_executor_s_default_cap(
         settings: Settings, client: QueueClient, redis_url: str) -> None:
     jobs = 33  # ThreadPoolExecutor's default is at most 32 threads
-    MEETINGS[client.name] = threading.Barrier(jobs, timeout=10)
+    MEETINGS[client.name] = threading.Barrier(jobs, timeout=5)
     async with _serving(settings, client, redis_url, threads=jobs):
         ids = [await client.add("meet", {"queue": client.name}, JobOptions())
                for _ in range(jobs)]
-        records = [await _finished(client, job_id, 20) for job_id in ids]
+        records = [await _finished(client, job_id) for job_id in ids]
     assert [record.state for record in records] == ["completed"] * jobs
 
 
