@@ -138,7 +138,8 @@ def _report(name: str) -> int:
     by_status = _results(where)
     counts = ", ".join(f"{len(mutants)} {status}" for status, mutants in sorted(by_status.items()))
     print(f"{name}: {counts or 'no results (see the log)'}")
-    verdict = explained.judge(name, by_status.get("survived", []), _mutmut(), where)
+    verdict = explained.judge(by_status.get("survived", []), explained.load(name),
+                              lambda mutant: explained.added_lines(_mutmut(), where, mutant))
     print(f"  {len(verdict.explained)} survivors explained in mutation/explained.toml")
     for mutant in verdict.stale:
         print(f"  stale explanation (the mutant changed since): {explained.short_name(mutant)}")

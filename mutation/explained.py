@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +50,16 @@ def added_lines(mutmut: str, where: Path, mutant: str) -> str:
                      if line.startswith("+") and not line.startswith("+++"))
 
 
-def judge(module: str, survivors: list[str], mutmut: str, where: Path) -> Verdict:
-    """Split the survivors into explained ones and the rest."""
-    entries = load(module)
+def judge(survivors: list[str], entries: dict[str, Explanation],
+          added: Callable[[str], str]) -> Verdict:
+    """Split the survivors into explained ones and the rest; `added(mutant)` gives the lines
+    the mutant adds (`added_lines`)."""
     verdict = Verdict({}, [], [])
     for mutant in survivors:
         entry = entries.get(short_name(mutant))
         if entry is None:
             verdict.unexplained.append(mutant)
-        elif entry.change in added_lines(mutmut, where, mutant):
+        elif entry.change in added(mutant):
             verdict.explained[mutant] = entry.why
         else:
             verdict.stale.append(mutant)
