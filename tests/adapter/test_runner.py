@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,6 +22,7 @@ from bullpen.adapter import (
     QueueWorker,
     WorkerOptions,
 )
+from bullpen.adapter.scripts import port_script
 from bullpen.errors import JobCancelledError, LockLostError, ScheduleIterationError
 
 
@@ -525,3 +527,103 @@ async def test_a_job_running_longer_than_its_lock_keeps_it_and_finishes_once(
     finally:
         await worker.close(5)
     assert errors == [] and runs == [job_id]
+
+
+class _Cutter:
+    """A TCP proxy to the test Redis that drops the connections carrying the first two calls of
+    one script, before Redis sees them: an outage at exactly that step, then Redis answers
+    again. Two, because the command connection sends an unanswered command once more itself."""
+
+    def __init__(self, redis_url: str, script: str) -> None:
+        parts = urlsplit(redis_url)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self._path = parts.path
+        self._sha = port_script(script).sha.encode()
+        self._server: asyncio.Server | None = None
+        self.cuts = 0
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}{self._path}"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter,
+                       watch: bool) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await source.read(65536):
+                    if watch and self.cuts < 2 and self._sha in data:
+                        self.cuts += 1
+                        break
+                    sink.write(data)
+                    await sink.drain()
+            for end in (writer, up_writer):
+                end.close()
+
+        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+
+
+async def test_a_tick_s_next_one_is_created_through_an_outage_at_that_moment(
+        redis_url: str, queue_name: str, client: QueueClient, raw_redis: Any) -> None:
+    await client.upsert_scheduler("each-minute", "tick", {}, pattern=None, every_ms=60_000,
+                                  tz=None, options=JobOptions())
+    [tick] = await raw_redis.lrange(f"bull:{queue_name}:wait", 0, -1)
+    following = f"repeat:each-minute:{int(tick.rsplit(':', 1)[1]) + 60_000}"
+    cutter = _Cutter(redis_url, "updateJobScheduler-12")
+    delayed: list[list[str]] = []
+
+    async def handler(job: ActiveJob) -> None:
+        delayed.append(await raw_redis.zrange(f"bull:{queue_name}:delayed", 0, -1))
+
+    errors: list[BaseException] = []
+    outages: list[BaseException | None] = []
+    worker = QueueWorker(await cutter.start(), queue_name, "bull", ONE_SLOT, handler)
+    worker.start(on_error=errors.append, on_connection=outages.append)
+    try:
+        await _until(lambda: _state_is(client, tick, "completed"), 10, "the tick")
+    finally:
+        await worker.close(5)
+        await cutter.close()
+    assert cutter.cuts == 2 and errors == [] and delayed == [[following]]
+    assert [type(outage).__name__ for outage in outages] == ["ConnectionError", "NoneType"]
+
+
+@pytest.mark.parametrize("script", ["moveToFinished-14", "moveToDelayed-11", "retryJob-11",
+                                    "moveJobFromActiveToWait-9"])
+async def test_a_finish_cut_off_by_an_outage_is_sent_again_once_redis_answers(
+        redis_url: str, queue_name: str, client: QueueClient, raw_redis: Any,
+        script: str) -> None:
+    # The lock (30 s) outlasts this outage: the runner retries the same finish, once.
+    cutter = _Cutter(redis_url, script)
+    runs: list[str] = []
+
+    async def handler(job: ActiveJob) -> str:
+        runs.append(job.id)
+        if len(runs) == 1 and script == "moveJobFromActiveToWait-9":
+            raise JobCancelledError(shutdown=True)
+        if len(runs) == 1 and script != "moveToFinished-14":
+            raise RuntimeError("boom")
+        return "done"
+
+    job_id = await client.add("cut", {}, JobOptions(
+        attempts=2, backoff_delay_ms=1 if script == "moveToDelayed-11" else 0))
+    errors: list[BaseException] = []
+    outages: list[BaseException | None] = []
+    worker = QueueWorker(await cutter.start(), queue_name, "bull", ONE_SLOT, handler)
+    worker.start(on_error=errors.append, on_connection=outages.append)
+    try:
+        await _until(lambda: _state_is(client, job_id, "completed"), 10, "the job")
+    finally:
+        await worker.close(5)
+        await cutter.close()
+    assert cutter.cuts == 2 and errors == []
+    assert [type(outage).__name__ for outage in outages] == ["ConnectionError", "NoneType"]
+    assert runs == [job_id] * (1 if script == "moveToFinished-14" else 2)
+    expected = "1" if script in ("moveToFinished-14", "moveJobFromActiveToWait-9") else "2"
+    assert await raw_redis.hget(f"bull:{queue_name}:{job_id}", "atm") == expected
