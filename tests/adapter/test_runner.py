@@ -534,13 +534,27 @@ class _Cutter:
     one script, before Redis sees them: an outage at exactly that step, then Redis answers
     again. Two, because the command connection sends an unanswered command once more itself."""
 
-    def __init__(self, redis_url: str, script: str) -> None:
+    def __init__(self, redis_url: str, script: str, for_s: float = 0) -> None:
         parts = urlsplit(redis_url)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
         self._path = parts.path
         self._sha = port_script(script).sha.encode()
         self._server: asyncio.Server | None = None
         self.cuts = 0
+        # With `for_s`, every call of the script is cut for that long after the first one.
+        self._for_s = for_s
+        self._until = 0.0
+
+    def _cuts(self, data: bytes) -> bool:
+        if self._sha not in data:
+            return False
+        if self._for_s:
+            self._until = self._until or time.monotonic() + self._for_s
+            cut = time.monotonic() < self._until
+        else:
+            cut = self.cuts < 2
+        self.cuts += cut
+        return cut
 
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -558,8 +572,7 @@ class _Cutter:
                        watch: bool) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await source.read(65536):
-                    if watch and self.cuts < 2 and self._sha in data:
-                        self.cuts += 1
+                    if watch and self._cuts(data):
                         break
                     sink.write(data)
                     await sink.drain()
@@ -627,3 +640,52 @@ async def test_a_finish_cut_off_by_an_outage_is_sent_again_once_redis_answers(
     assert runs == [job_id] * (1 if script == "moveToFinished-14" else 2)
     expected = "1" if script in ("moveToFinished-14", "moveJobFromActiveToWait-9") else "2"
     assert await raw_redis.hget(f"bull:{queue_name}:{job_id}", "atm") == expected
+
+
+async def test_a_finish_cut_off_longer_than_the_lock_is_given_up_and_the_job_runs_again(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    # Once the lock may have expired another worker may hold the job: the finish is dropped
+    # (not sent late), the stalled check puts the job back and it runs again.
+    options = WorkerOptions(concurrency=1, lock_duration_ms=300, stalled_interval_ms=300)
+    # Tries at 0, 0.2 and 0.4 s all fail; the last is past the lock: the finish is given up.
+    cutter = _Cutter(redis_url, "moveToFinished-14", for_s=0.8)
+    runs: list[float] = []
+
+    async def handler(job: ActiveJob) -> str:
+        runs.append(time.monotonic())
+        return "done"
+
+    job_id = await client.add("cut", {}, JobOptions())
+    errors: list[BaseException] = []
+    worker = QueueWorker(await cutter.start(), queue_name, "bull", options, handler)
+    worker.start(on_error=errors.append)
+    try:
+        await _until(lambda: _state_is(client, job_id, "completed"), 10, "the job")
+    finally:
+        await worker.close(5)
+        await cutter.close()
+    assert errors == [] and len(runs) == 2
+    assert runs[1] - runs[0] >= 0.3  # not before its lock expired
+
+
+async def test_a_job_still_running_when_close_times_out_is_left_to_its_lock(
+        redis_url: str, queue_name: str, client: QueueClient) -> None:
+    # Node's close(force): this worker records no outcome for it, even if its handler swallows
+    # the cancellation and returns; a peer runs it again once the lock expires.
+    started = asyncio.Event()
+
+    async def handler(job: ActiveJob) -> str:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return "late"
+        return "never"
+
+    job_id = await client.add("long", {}, JobOptions())
+    errors: list[BaseException] = []
+    worker = QueueWorker(redis_url, queue_name, "bull", ONE_SLOT, handler)
+    worker.start(on_error=errors.append)
+    await asyncio.wait_for(started.wait(), 10)
+    assert not await worker.close(0.05)
+    assert errors == [] and await _state_is(client, job_id, "active")
