@@ -332,7 +332,8 @@ async def test_a_refused_failure_or_hand_back_reaches_on_error_naming_its_script
         raise error()
 
     job_id = await client.add("lost", {}, options)
-    worker = QueueWorker(redis_url, queue_name, "bull", ONE_SLOT, handler)
+    observer = _Observer()
+    worker = QueueWorker(redis_url, queue_name, "bull", ONE_SLOT, handler, observer)
     worker.start(on_error=errors.append)
     try:
         await _until(lambda: _true(bool(errors)), 10, "the refusal")
@@ -340,6 +341,8 @@ async def test_a_refused_failure_or_hand_back_reaches_on_error_naming_its_script
         await worker.close(5)
     assert [str(error) for error in errors] == [f"Missing lock for job {job_id}. {command}"]
     assert await _state_is(client, job_id, "active")
+    [calls] = observer.attempts[job_id]
+    assert calls[-2:] == [("finished", False), ("close",)]  # metrics count no finish
 
 
 async def test_a_handler_stopped_by_the_shutdown_signal_hands_its_job_back_uncounted(
@@ -657,7 +660,8 @@ async def test_a_finish_cut_off_longer_than_the_lock_is_given_up_and_the_job_run
 
     job_id = await client.add("cut", {}, JobOptions())
     errors: list[BaseException] = []
-    worker = QueueWorker(await cutter.start(), queue_name, "bull", options, handler)
+    observer = _Observer()
+    worker = QueueWorker(await cutter.start(), queue_name, "bull", options, handler, observer)
     worker.start(on_error=errors.append)
     try:
         await _until(lambda: _state_is(client, job_id, "completed"), 10, "the job")
@@ -666,6 +670,10 @@ async def test_a_finish_cut_off_longer_than_the_lock_is_given_up_and_the_job_run
         await cutter.close()
     assert errors == [] and len(runs) == 2
     assert runs[1] - runs[0] >= 0.3  # not before its lock expired
+    done = ("handled", '"done"', None)
+    assert observer.attempts[job_id] == [
+        [done, ("finishing", "complete"), ("finished", False), ("close",)],
+        [done, *_ended("complete")]]
 
 
 async def test_a_job_still_running_when_close_times_out_is_left_to_its_lock(
@@ -684,8 +692,36 @@ async def test_a_job_still_running_when_close_times_out_is_left_to_its_lock(
 
     job_id = await client.add("long", {}, JobOptions())
     errors: list[BaseException] = []
-    worker = QueueWorker(redis_url, queue_name, "bull", ONE_SLOT, handler)
+    observer = _Observer()
+    worker = QueueWorker(redis_url, queue_name, "bull", ONE_SLOT, handler, observer)
     worker.start(on_error=errors.append)
     await asyncio.wait_for(started.wait(), 10)
     assert not await worker.close(0.05)
     assert errors == [] and await _state_is(client, job_id, "active")
+    assert observer.attempts == {job_id: [[
+        ("handled", '"late"', None), ("finishing", "complete"), ("finished", False),
+        ("close",)]]}
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ({1, 2}, "Object of type set is not JSON serializable"),
+    ([float("nan")], "Out of range float values are not JSON compliant"),
+])
+async def test_a_return_value_json_cannot_hold_fails_the_attempt_saying_what_to_return(
+        redis_url: str, queue_name: str, client: QueueClient, raw_redis: Any, value: Any,
+        why: str) -> None:
+    job_id = await client.add("odd", {}, JobOptions(attempts=2, backoff_delay_ms=0))
+    runs: list[str] = []
+
+    async def handler(job: ActiveJob) -> Any:
+        runs.append(job.id)
+        return value
+
+    errors = await _work(redis_url, queue_name, handler,
+                         lambda: _state_is(client, job_id, "failed"), "the failure")
+    job = await raw_redis.hgetall(f"bull:{queue_name}:{job_id}")
+    assert errors == [] and runs == [job_id] * 2 and job["atm"] == "2"  # retried as any error
+    assert job["failedReason"] == (
+        f"the handler's return value is not JSON-serialisable ({why}); return only dicts, "
+        "lists, strings, finite numbers, booleans and None")
+    assert json.loads(job["stacktrace"])[-1].endswith(f"TypeError: {job['failedReason']}")
