@@ -1,5 +1,4 @@
-"""Running jobs to their end: retries, final failures, hand-backs at shutdown, schedule ticks,
-undecodable jobs, refused finishes, deferred failures, and what an observer is told."""
+"""Running jobs to their end: retries, failures, hand-backs, schedule ticks, outages, observers."""
 
 from __future__ import annotations
 
