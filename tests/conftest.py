@@ -50,9 +50,24 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def queue_name() -> str:
-    """A queue name no other test uses."""
-    return f"test-{uuid.uuid4().hex[:12]}"
+def queue_name(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A queue name no other test uses; when the test used Redis, the keys of the queue and of
+    queues named after it (`<queue>-slow`) are deleted afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    if "redis_url" in request.fixturenames:
+        _delete_queue_keys(test_redis_url(), name)
+
+
+def _delete_queue_keys(url: str, queue: str) -> None:
+    sync = redis.Redis.from_url(url)
+    try:
+        # "[-:]", not "[:-]": Redis reads ":-]" as a range and the class never closes.
+        keys = list(sync.scan_iter(match=f"bull:{queue}[-:]*", count=1000))
+        for start in range(0, len(keys), 500):
+            sync.delete(*keys[start:start + 500])
+    finally:
+        sync.close()
 
 
 @pytest.fixture
@@ -86,18 +101,9 @@ def offline_env(queue_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.fixture
 def env(offline_env: dict[str, str], redis_url: str, monkeypatch: pytest.MonkeyPatch
         ) -> Iterator[dict[str, str]]:
-    """`offline_env` with the test Redis; the keys of the queue and of queues named after it
-    (`<queue>-slow`) are deleted afterwards."""
+    """`offline_env` with the test Redis (the queue's keys go with `queue_name`)."""
     monkeypatch.setenv("WORKER_REDIS_URL", redis_url)
     yield {**offline_env, "WORKER_REDIS_URL": redis_url}
-    queue = offline_env["WORKER_DEFAULT_QUEUE"]
-    sync = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(sync.scan_iter(match=f"bull:{queue}[:-]*", count=1000))
-        for start in range(0, len(keys), 500):
-            sync.delete(*keys[start:start + 500])
-    finally:
-        sync.close()
 
 
 @pytest.fixture
