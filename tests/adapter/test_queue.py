@@ -8,6 +8,7 @@ import asyncio
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -104,3 +105,17 @@ async def test_a_replica_that_acknowledges_nothing_fails_the_wait(
                 await client.add("some.task", {}, JobOptions())
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("opts", ['["attempts", 3]', '"attempts"', "7"])
+async def test_a_job_whose_options_are_not_an_object_is_shown_not_raised(
+        client: QueueClient, raw_redis: Any, queue_name: str, opts: str) -> None:
+    """Another producer may store any JSON as a job's opts; the dashboard still shows the job."""
+    job_id = await client.add("odd", {"x": 1}, JobOptions())
+    await raw_redis.hset(f"bull:{queue_name}:{job_id}", "opts", opts)
+    record = await client.get_job(job_id)
+    assert record is not None and (record.id, record.name, record.state) == (job_id, "odd",
+                                                                               "waiting")
+    assert record.data == ("(stored data cannot be decoded: its opts are not a JSON object; its "
+                           'first 2000 characters) {"x":1}')
+    assert [listed.id for listed in await client.get_jobs("waiting")] == [job_id]

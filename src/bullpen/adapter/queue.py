@@ -139,6 +139,9 @@ class QueueClient:
             return record_of(bullmq.Job.fromJSON(self._queue, raw, job_id), state)
         except (ValueError, RecursionError, TypeError) as exc:
             return undecodable_record(job_id, raw, state, exc)
+        except AttributeError:  # the port calls opts.items(); another producer may store any JSON
+            return undecodable_record(job_id, raw, state,
+                                      ValueError("its opts are not a JSON object"))
 
     async def get_counts(self, states: Sequence[str] = JOB_STATES) -> dict[str, int]:
         counts = await self._queue.getJobCounts(*states)
