@@ -7,11 +7,12 @@ import json
 import os
 import tracemalloc
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from bullpen.errors import ExportDirectoryError, ExportError, ExportNotFoundError
 from bullpen.exports import naming
@@ -133,9 +134,13 @@ def test_abandoned_writer_removes_its_temp_file(service: ExportService,
 
 
 def test_list_newest_first_and_by_owner(service: ExportService) -> None:
-    first, _ = service.create("1.txt", b"1", owner="ann")
-    second, _ = service.create("2.txt", b"2", owner="bob")
-    third, _ = service.create("3.txt", b"3", owner="ann")
+    # A millisecond apart: ids order by creation time to the millisecond, and three exports
+    # made in a row can share one (then their order is their random suffixes').
+    made = []
+    for number, owner in enumerate(("ann", "bob", "ann")):
+        with time_machine.travel(datetime.now(UTC) + timedelta(milliseconds=number), tick=False):
+            made.append(service.create(f"{number}.txt", b"x", owner=owner)[0])
+    first, second, third = made
     assert [e.id for e in service.list()] == [third.id, second.id, first.id]
     assert [e.id for e in service.list(owner="ann")] == [third.id, first.id]
     assert [e.id for e in service.list(limit=1)] == [third.id]
