@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import signal
 import statistics
@@ -71,6 +72,24 @@ async def _wait_completed(client: QueueClient, ids: set[str], timeout_s: float
         await asyncio.sleep(0.25)
 
 
+async def _explain_missing(client: QueueClient, job_ids: list[str],
+                           starts: dict[str, list[dict[str, Any]]],
+                           ends: dict[str, list[dict[str, Any]]], output: str
+                           ) -> list[dict[str, Any]]:
+    """What became of jobs that did not complete: state, reason, runs and log lines."""
+    explained = []
+    for job_id in job_ids[:3]:
+        record = await client.get_job(job_id)
+        explained.append({
+            "id": job_id, "state": record and record.state,
+            "attempts_made": record and record.attempts_made,
+            "failed_reason": record and record.failed_reason,
+            "starts": starts.get(job_id), "ends": ends.get(job_id),
+            "log": [line for line in output.splitlines() if f" {job_id} " in line
+                    or f" {job_id}:" in line][:10]})
+    return explained
+
+
 async def _produce(client: QueueClient, total: int, per_second: int, prefix: str,
                    retries: list[float]) -> float:
     """Add `total` chaos jobs at `per_second`, ids `<prefix><n>`; returns seconds taken.
@@ -98,8 +117,11 @@ async def _produce(client: QueueClient, total: int, per_second: int, prefix: str
 async def test_kill_9_of_a_random_worker_every_2_s_loses_no_job(
         app_env: dict[str, str], client: QueueClient, report: dict[str, Any]) -> None:
     jobs, kills_wanted = 2000, 22
-    # A job caught by two kills is stalled twice; allow that instead of failing it.
-    env = {**app_env, "WORKER_MAX_STALLED_COUNT": "5"}
+    # A job is stalled once per kill that catches it running. Its re-run comes about one kill
+    # period later (lock 2 s, then the check), so the next kill can catch it again: one job was
+    # caught by 6 kills in a row (a stalled count of 6). One stall per kill is allowed, so
+    # a job failed for stalling means a defect, not this test's rhythm.
+    env = {**app_env, "WORKER_MAX_STALLED_COUNT": str(kills_wanted)}
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     fleet = Fleet(env, 3)
@@ -148,6 +170,7 @@ async def test_kill_9_of_a_random_worker_every_2_s_loses_no_job(
         kills_with_jobs_in_flight=len({run["pid"] for run in in_flight}),
         runs_in_flight_at_kills=len(in_flight), jobs_run_twice=len(duplicates),
         extra_runs=sum(len(runs) - 1 for runs in duplicates.values()),
+        most_runs_of_one_job=max((len(runs) for runs in starts.values()), default=0),
         unexplained_duplicates=len(unexplained), lost=lost, failed=counts["failed"],
         enqueue_s=round(enqueue_s, 1), drain_after_last_kill_s=round(drain_s, 1),
         recovery_s_median=round(statistics.median(recoveries) / 1000, 2) if recoveries else None,
@@ -161,7 +184,9 @@ async def test_kill_9_of_a_random_worker_every_2_s_loses_no_job(
                               for run in unexplained[:3]],
     )
     assert len(kills) >= 20
-    assert lost == 0 and counts["failed"] == 0, counts
+    assert lost == 0 and counts["failed"] == 0, json.dumps(
+        [counts, kills, await _explain_missing(client, sorted(expected - done), starts, ends,
+                                                output)])
     assert set(ends) >= expected, "a job never finished a run"
     assert not unexplained, f"runs repeated without a kill cutting them short: {unexplained[:5]}"
     # Every run a kill cut short was run again; a few more were re-run because the kill came
