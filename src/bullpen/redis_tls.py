@@ -25,7 +25,8 @@ CLIENT_CERT_FIX = (f"if the server requires client certificates (tls-auth-client
 
 # How OpenSSL and redis-py report a server that drops a connection: with TLS 1.3 a refused
 # client certificate shows up as an alert or a reset on the first read, after the handshake.
-_DROPPED = ("reset by peer", "Connection closed by server")
+# redis-py words a closed connection "closed by server" or "closed by the server before write".
+_DROPPED = ("reset by peer", "Connection closed by server", "Connection closed by the server")
 _REFUSED_CLIENT = (*_DROPPED, "CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE")
 
 
