@@ -267,4 +267,16 @@ def test_development_mode_recorded_by_the_dev_worker_holds_for_other_commands(
         assert "! export token secret: unset or placeholder; development mode" in doctor.stdout
     finally:
         os.killpg(dev.pid, signal.SIGINT)
-        dev.wait(30)
+        _stopped(dev)
+
+
+def _stopped(dev: subprocess.Popen[str]) -> None:
+    """Wait for a signalled `bullpen worker --dev` while reading its output (a full pipe would
+    block its exit); if it does not stop, the failure shows what it printed last."""
+    try:
+        dev.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(dev.pid, signal.SIGKILL)
+        output, _ = dev.communicate()
+        raise AssertionError("`bullpen worker --dev` did not stop within 30 s of SIGINT; it "
+                             f"printed:\n{output[-3000:]}") from None
