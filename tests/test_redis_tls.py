@@ -53,6 +53,10 @@ def test_settings_refuse_a_missing_file(offline_env: dict[str, str], tmp_path: P
      "does not speak TLS on port 6380"),
     ("redis://h:6380", "Error while reading from h:6380 : (104, 'Connection reset by peer')",
      "if the server accepts only TLS, use a rediss:// URL"),
+    # Both of redis-py's wordings for a TLS server dropping a client without a certificate.
+    ("rediss://h:6380", "Connection closed by server.", "the server refused the TLS connection"),
+    ("rediss://h:6380", "Connection closed by the server before write",
+     "the server refused the TLS connection"),
     ("redis://h:6380", "Error 111 connecting to h:6380. Connection refused.",
      "ConnectionError: Error 111 connecting to h:6380. Connection refused."),
 ])

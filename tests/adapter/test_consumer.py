@@ -15,7 +15,9 @@ import pytest
 
 from bullpen.adapter import ActiveJob, JobOptions, QueueClient, QueueWorker, WorkerOptions
 from bullpen.errors import SettingsError
+from tests.helpers.exports import finished
 from tests.helpers.redis_server import private_redis
+from tests.helpers.web import wait_until
 
 
 async def _run_worker(url: str, queue: str, options: WorkerOptions,
@@ -242,7 +244,7 @@ async def test_a_worker_passes_its_options_to_every_job_it_runs(
     worker = await _run_worker(redis_url, queue_name, options, handler)
     keys = f"bull:{queue_name}"
     await _wait(lambda: len(locks) == 6, 10)
-    await _wait_async(lambda: _counts(raw_redis, keys), (1, 2), 5)
+    await wait_until(lambda: _counts_are(raw_redis, keys, (1, 2)), 5)
     await worker.close(2)
     assert all(lock.startswith(f"{worker.worker_id}:") for lock in locks), locks
     # Each worker's tokens are its own: a peer's id differs, so it cannot pass for this one.
@@ -254,15 +256,10 @@ async def test_a_worker_passes_its_options_to_every_job_it_runs(
     assert await raw_redis.hget(f"{keys}:metrics:failed", "count") == "3"
 
 
-async def _counts(raw_redis: Any, keys: str) -> tuple[int, int]:
-    return (await raw_redis.zcard(f"{keys}:completed"), await raw_redis.zcard(f"{keys}:failed"))
-
-
-async def _wait_async(read: Any, expected: Any, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (value := await read()) != expected:
-        assert time.monotonic() < deadline, f"{value!r} != {expected!r}"
-        await asyncio.sleep(0.02)
+async def _counts_are(raw_redis: Any, keys: str, expected: tuple[int, int]) -> bool:
+    """Whether the completed and failed sets hold `expected` jobs."""
+    return (await raw_redis.zcard(f"{keys}:completed"),
+            await raw_redis.zcard(f"{keys}:failed")) == expected
 
 
 SHORT_LOCK = WorkerOptions(lock_duration_ms=400, stalled_interval_ms=400)
@@ -283,19 +280,10 @@ async def test_a_job_running_three_locks_long_runs_once_its_lock_renewed(
     worker = QueueWorker(redis_url, queue_name, "bull", SHORT_LOCK, slow)
     worker.start(on_error=errors.append, on_stalled=stalled.append)
     await _wait(lambda: runs, 5)
-    record = await _finished(client, job_id, 5)
+    record = await finished(client, job_id, 5)
     assert await worker.close(2) is True
     assert (record.state, record.return_value, runs, stalled, errors) == (
         "completed", "done", [job_id], [], [])
-
-
-async def _finished(client: QueueClient, job_id: str, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while (record := await client.get_job(job_id)) is None or record.state not in (
-            "completed", "failed") or (record.state == "completed" and record.return_value is None):
-        assert time.monotonic() < deadline, f"job {job_id}: {record and record.state}"
-        await asyncio.sleep(0.02)
-    return record
 
 
 async def test_the_stalled_check_moves_back_and_reports_an_abandoned_job_within_its_bound(
@@ -319,7 +307,7 @@ async def test_the_stalled_check_moves_back_and_reports_an_abandoned_job_within_
     second.start(on_error=lambda exc: None, on_stalled=stalled.append)
     assert await first.close(0.05) is False  # abandoned: its lock is no longer renewed
     abandoned_at = time.monotonic()
-    record = await _finished(client, job_id, 5)
+    record = await finished(client, job_id, 5)
     recovered_s = time.monotonic() - abandoned_at
     release.set()
     await second.close(2)

@@ -508,29 +508,6 @@ async def test_a_job_whose_options_are_not_an_object_fails_at_once_with_the_reas
     assert (job["atm"], job["failedReason"]) == ("1", reason)
 
 
-async def test_a_job_running_longer_than_its_lock_keeps_it_and_finishes_once(
-        redis_url: str, queue_name: str, client: QueueClient) -> None:
-    # The runner hands each job's token and start to the lock renewer; a job 2.5 times as
-    # long as the lock (and the stalled interval) must be neither stalled nor refused.
-    options = WorkerOptions(concurrency=1, lock_duration_ms=400, stalled_interval_ms=400)
-    runs: list[str] = []
-
-    async def slow(job: ActiveJob) -> str:
-        runs.append(job.id)
-        await asyncio.sleep(1.0)
-        return "done"
-
-    job_id = await client.add("slow", {}, JobOptions())
-    errors: list[BaseException] = []
-    worker = QueueWorker(redis_url, queue_name, "bull", options, slow)
-    worker.start(on_error=errors.append)
-    try:
-        await _until(lambda: _state_is(client, job_id, "completed"), 10, "the slow job")
-    finally:
-        await worker.close(5)
-    assert errors == [] and runs == [job_id]
-
-
 class _Cutter:
     """A TCP proxy to the test Redis that drops the connections carrying the first two calls of
     one script, before Redis sees them: an outage at exactly that step, then Redis answers

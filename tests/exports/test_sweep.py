@@ -32,9 +32,9 @@ def directory(tmp_path: Path) -> Path:
     return place
 
 
-def policy(*, cutoff_s: float = NOW_S - 24 * HOUR_S, temp_cutoff_s: float = NOW_S - HOUR_S,
-           dry_run: bool = False) -> sweep.SweepPolicy:
-    return sweep.SweepPolicy(cutoff_s=cutoff_s, temp_cutoff_s=temp_cutoff_s, dry_run=dry_run)
+def policy(*, cutoff_s: float = NOW_S - 24 * HOUR_S,
+           temp_cutoff_s: float = NOW_S - HOUR_S) -> sweep.SweepPolicy:
+    return sweep.SweepPolicy(cutoff_s=cutoff_s, temp_cutoff_s=temp_cutoff_s)
 
 
 def old_id(hours: float = 48) -> str:
