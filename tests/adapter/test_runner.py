@@ -701,3 +701,55 @@ async def test_a_return_value_json_cannot_hold_fails_the_attempt_saying_what_to_
         f"the handler's return value is not JSON-serialisable ({why}); return only dicts, "
         "lists, strings, finite numbers, booleans and None")
     assert json.loads(job["stacktrace"])[-1].endswith(f"TypeError: {job['failedReason']}")
+
+
+class _Tap(_Cutter):
+    """A TCP proxy to the test Redis that passes everything through, but runs `hook` just as
+    the first call of one script goes to Redis: the moment that call is under way."""
+
+    def __init__(self, redis_url: str, script: str, hook: Callable[[], None]) -> None:
+        super().__init__(redis_url, script)
+        self._hook = hook
+
+    def _cuts(self, data: bytes) -> bool:
+        if self._sha in data and not self.cuts:
+            self.cuts = 1
+            self._hook()
+        return False
+
+
+@pytest.mark.parametrize("script", ["moveToActive-11", "moveToFinished-14"])
+async def test_a_job_whose_fetch_is_under_way_when_taking_stops_goes_back_unstarted(
+        redis_url: str, queue_name: str, client: QueueClient, raw_redis: Any,
+        script: str) -> None:
+    # The stop signal lands while a fetch (moveToActive, or a finish that fetches the next job)
+    # is in Redis: its job arrives after the worker stopped taking. It goes back to waiting,
+    # unstarted and no attempt counted, for a peer to take at once.
+    first = await client.add("first", {}, JobOptions())
+    second = await client.add("second", {}, JobOptions())
+    runs: list[str] = []
+
+    async def handler(job: ActiveJob) -> str:
+        runs.append(job.id)
+        return "done"
+
+    errors: list[BaseException] = []
+    worker: QueueWorker | None = None
+    tap = _Tap(redis_url, script, lambda: worker and worker.stop_taking())
+    worker = QueueWorker(await tap.start(), queue_name, "bull", ONE_SLOT, handler)
+    worker.start(on_error=errors.append)
+    try:
+        await _until(lambda: _true(tap.cuts == 1), 10, f"the first {script}")
+        # The slot ends once it has dealt with the job the fetch brings.
+        assert await worker.close(5)
+    finally:
+        await worker.close(5)
+        await tap.close()
+    returned = second if script == "moveToFinished-14" else first
+    assert errors == [] and await _state_is(client, returned, "waiting")
+    assert runs == ([first] if script == "moveToFinished-14" else [])
+    record = await raw_redis.hgetall(f"bull:{queue_name}:{returned}")
+    assert record.get("atm", "0") == "0" and f"bull:{queue_name}:{returned}:lock" not in (
+        await raw_redis.keys(f"bull:{queue_name}:*:lock"))
+    assert await raw_redis.lrange(f"bull:{queue_name}:wait", 0, -1) == (
+        [second] if script == "moveToFinished-14" else [second, first])

@@ -436,8 +436,13 @@ async def test_sigterm_under_load_finishes_short_jobs_and_hands_long_ones_over(
             await client.add("test.chaos", {"i": n, "sleep_ms": sleep_ms},
                              JobOptions(keep_completed=1000, job_id=f"t{n}"))
         await _until_short_and_long_run_on(app_env["WORKER_DEFAULT_QUEUE"], pid)
+        # Frozen, the worker sends no fetch; one sent just before reaches Redis in the pause.
+        # So any job Redis hands this worker later comes after the signal, and must not start.
+        target.signal(signal.SIGSTOP)
+        await asyncio.sleep(0.1)
         term_at = now_ms()
         target.signal(signal.SIGTERM)
+        target.signal(signal.SIGCONT)
         code = target.wait(30)
         exit_s = (now_ms() - term_at) / 1000
         done, counts = await _wait_completed(client, {f"t{n}" for n in range(90)}, 60)
@@ -448,8 +453,9 @@ async def test_sigterm_under_load_finishes_short_jobs_and_hands_long_ones_over(
 
     starts, ends = _by_job(_runs(app_env["WORKER_DEFAULT_QUEUE"]))
     on_target = [(job, run) for job, runs in starts.items() for run in runs if run["pid"] == pid]
-    started_before = [(job, run) for job, run in on_target if run["at_ms"] <= term_at]
-    active_at_term = [(job, run) for job, run in started_before
+    # Active at the signal: taken before it, not ended before it (its handler may have started
+    # just after: a reply read before the freeze can reach the handler only after it).
+    active_at_term = [(job, run) for job, run in on_target
                       if not any(end["pid"] == pid and end["at_ms"] < term_at for end in ends[job])]
     finished = [job for job, run in active_at_term
                 if any(end["pid"] == pid for end in ends[job])]
@@ -459,11 +465,16 @@ async def test_sigterm_under_load_finishes_short_jobs_and_hands_long_ones_over(
         jobs=90, shutdown_timeout_s=timeout_s, exit_code=code, exit_s=round(exit_s, 1),
         active_at_sigterm=len(active_at_term), finished_before_exit=len(finished),
         abandoned_at_timeout=len(abandoned), recovered_by_others=len(recovered),
-        started_after_sigterm=len(on_target) - len(started_before),
+        started_after_sigterm=sum(run["at_ms"] > term_at for _job, run in on_target),
+        fetched_after_sigterm=sum(run["fetched_ms"] > term_at for _job, run in on_target),
         lost=90 - len(done), failed=counts["failed"],
     )
     assert code == 0 and exit_s < timeout_s + 3
     assert "Shutdown timeout reached" in target.output
+    # A fetch answered just before the freeze can still start its job after the signal (its
+    # reply is read with it); one Redis answered after it must not.
+    taken_late = [(job, run) for job, run in on_target if run["fetched_ms"] > term_at]
+    assert not taken_late, f"took a job after SIGTERM: {taken_late}"
     # Short jobs (300 ms) fit in the drain; long ones (4 s) outlive it and the lock (2 s).
     short = sorted(job for job, _ in active_at_term if int(job[1:]) % 3)
     long = sorted(job for job, _ in active_at_term if not int(job[1:]) % 3)
@@ -471,7 +482,6 @@ async def test_sigterm_under_load_finishes_short_jobs_and_hands_long_ones_over(
     assert sorted(finished) == short, "a short job active at SIGTERM did not finish in the drain"
     assert sorted(abandoned) == long
     assert recovered == abandoned
-    assert len(on_target) == len(started_before), "took a job after SIGTERM"
     assert len(done) == 90 and counts["failed"] == 0, counts
     # One run per job; two for an abandoned one (the cut-short run and its recovery).
     runs = {job: len(starts[job]) for job in done}

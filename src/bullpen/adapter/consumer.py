@@ -109,6 +109,12 @@ class QueueWorker:
         """When the next delayed job is due, if this worker took the marker that says so."""
         return self._running.fetcher.block_until if self._running else 0
 
+    def stop_taking(self) -> None:
+        """Take no new job from now on (close() does too); jobs already running carry on, and
+        one whose fetch is under way goes back to waiting unstarted."""
+        if self._running is not None:
+            self._running.fetcher.close()
+
     async def close(self, timeout_s: float) -> bool:
         """Take no new job; let running ones finish (locks renewed) for up to `timeout_s`.
 
@@ -118,7 +124,7 @@ class QueueWorker:
         running = self._running
         if running is None:
             return True
-        running.fetcher.close()
+        self.stop_taking()
         running.checker_task.cancel()
         _done, pending = await asyncio.wait(running.slots, timeout=timeout_s)
         abandoned = bool(running.renewer.tracked)

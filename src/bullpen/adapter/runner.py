@@ -65,7 +65,24 @@ class JobRunner:
         """Run `job`, then every job a finish hands back, until one does not."""
         current: NextJob | None = job
         while current is not None:
+            if self._fetcher.closing:
+                await self._return_unstarted(current, token)
+                return
             current = await self._run_one(current, token)
+
+    async def _return_unstarted(self, job: NextJob, token: str) -> None:
+        """A job whose fetch was under way when close began goes back to waiting unstarted:
+        a peer takes it at once, where running it could outlast the shutdown timeout and leave
+        it locked for a lock duration. If Redis cannot take it back, its lock expires and the
+        stalled check returns it."""
+        job_id = str(job.job_id)
+        try:
+            reply = await self._commands.move_to_wait(job_id, token)
+        except Exception as exc:
+            self._health.failed(exc)
+            return
+        if isinstance(reply, int) and reply < 0:
+            self._health.failed(refusal(reply, job_id, "moveJobFromActiveToWait"))
 
     async def _run_one(self, job: NextJob, token: str) -> NextJob | None:
         job_id = str(job.job_id)

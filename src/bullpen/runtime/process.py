@@ -31,6 +31,7 @@ class WorkerProcess:
         self.stop = asyncio.Event()
         self._requests = StopRequests()
         self._redis_lost = False
+        self._serving: list[ServedQueue] = []
 
     def _on_signal(self, signum: int) -> None:
         request = self._requests.register()
@@ -41,6 +42,8 @@ class WorkerProcess:
                         "by the stalled check", signal.Signals(signum).name)
             logging.shutdown()
             os._exit(1)
+        for queue in self._serving:
+            queue.stop_taking()
         log.info("%s received: no new jobs; finishing active ones (up to %.0f s)",
                  signal.Signals(signum).name, self.settings.worker_shutdown_timeout_s)
         self.stop.set()
@@ -67,7 +70,7 @@ class WorkerProcess:
         log.info("Export directory: %s", settings.export_path.absolute())
         if not await wait_for_redis(self.url, self.stop):
             return 0
-        served = self._served()
+        served = self._serving = self._served()
         for queue in served:
             queue.start()
         await self.stop.wait()

@@ -110,6 +110,12 @@ class ServedQueue:
         self._beats = asyncio.create_task(self._heartbeats(dispatcher, worker))
         self._registering = asyncio.create_task(self._register_schedules(worker.worker_id))
 
+    def stop_taking(self) -> None:
+        """Take no new job: called in the stop signal's handler itself, so a fetch that ends
+        before close() gets to run cannot start a job after the signal."""
+        if self._worker is not None:
+            self._worker.stop_taking()
+
     async def close(self, timeout_s: float) -> bool:
         """Drain (see QueueWorker.close), then leave: stats, heartbeat, connections.
 

@@ -91,11 +91,11 @@ async def slow(data: dict[str, Any], ctx: JobContext) -> str:
 
 async def chaos(data: dict[str, Any], ctx: JobContext) -> int:
     """Async sleep for `sleep_ms`, recording start and end with this process's pid (chaos tests
-    match runs to the processes they killed)."""
+    match runs to the processes they killed) and when Redis handed the job out (`fetched_ms`)."""
 
     base = {"job_id": ctx.job.id, "pid": os.getpid(), "attempt": ctx.job.attempts_made}
-    await ctx.redis.rpush(_runs_key(ctx), json.dumps(base | {"event": "start",
-                                                              "at_ms": time.time() * 1000}))
+    await ctx.redis.rpush(_runs_key(ctx), json.dumps(base | {
+        "event": "start", "at_ms": time.time() * 1000, "fetched_ms": ctx.job.processed_on_ms}))
     await asyncio.sleep(float(data.get("sleep_ms", 100)) / 1000)
     await ctx.redis.rpush(_runs_key(ctx), json.dumps(base | {"event": "end",
                                                               "at_ms": time.time() * 1000}))
