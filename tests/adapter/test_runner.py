@@ -7,11 +7,13 @@ import contextlib
 import json
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from bullpen.adapter import (
     ActiveJob,
@@ -703,19 +705,59 @@ async def test_a_return_value_json_cannot_hold_fails_the_attempt_saying_what_to_
     assert json.loads(job["stacktrace"])[-1].endswith(f"TypeError: {job['failedReason']}")
 
 
-class _Tap(_Cutter):
-    """A TCP proxy to the test Redis that passes everything through, but runs `hook` just as
-    the first call of one script goes to Redis: the moment that call is under way."""
 
-    def __init__(self, redis_url: str, script: str, hook: Callable[[], None]) -> None:
-        super().__init__(redis_url, script)
-        self._hook = hook
+class _Tap(_Cutter):
+    """A TCP proxy to the test Redis that runs a hook as each call of a listed script goes to
+    Redis (the moment that call is under way); a hook that returns True cuts the connection
+    instead, an outage at that step."""
+
+    def __init__(self, redis_url: str, hooks: dict[str, Callable[[], bool | None]]) -> None:
+        super().__init__(redis_url, next(iter(hooks)))
+        self._hooks = {port_script(name).sha.encode(): hook for name, hook in hooks.items()}
+        self.calls: Counter[bytes] = Counter()
+
+    def called(self, script: str) -> int:
+        return self.calls[port_script(script).sha.encode()]
 
     def _cuts(self, data: bytes) -> bool:
-        if self._sha in data and not self.cuts:
-            self.cuts = 1
-            self._hook()
+        for sha, hook in self._hooks.items():
+            if sha in data:
+                self.calls[sha] += 1
+                return bool(hook())
         return False
+
+
+async def _take_then_stop(redis_url: str, queue_name: str, script: str,
+                          hooks: dict[str, Callable[[], bool | None]],
+                          options: WorkerOptions = ONE_SLOT,
+                          ) -> tuple[list[str], list[BaseException], list[BaseException | None]]:
+    """Run a worker through a tap that stops its taking as the first `script` call goes out;
+    the handler's runs, the errors and the outages it reported, once its slot has ended."""
+    runs: list[str] = []
+    errors: list[BaseException] = []
+    outages: list[BaseException | None] = []
+
+    async def handler(job: ActiveJob) -> str:
+        runs.append(job.id)
+        return "done"
+
+    worker: QueueWorker | None = None
+
+    def stop() -> None:
+        if worker is not None and tap.called(script) == 1:
+            worker.stop_taking()
+
+    tap = _Tap(redis_url, {script: stop, **hooks})
+    worker = QueueWorker(await tap.start(), queue_name, "bull", options, handler)
+    worker.start(on_error=errors.append, on_connection=outages.append)
+    try:
+        await _until(lambda: _true(tap.called(script) >= 1), 10, f"the first {script}")
+        # The slot ends once it has dealt with the job the fetch brings.
+        await worker.close(5)
+    finally:
+        await worker.close(5)
+        await tap.close()
+    return runs, errors, outages
 
 
 @pytest.mark.parametrize("script", ["moveToActive-11", "moveToFinished-14"])
@@ -727,24 +769,7 @@ async def test_a_job_whose_fetch_is_under_way_when_taking_stops_goes_back_unstar
     # unstarted and no attempt counted, for a peer to take at once.
     first = await client.add("first", {}, JobOptions())
     second = await client.add("second", {}, JobOptions())
-    runs: list[str] = []
-
-    async def handler(job: ActiveJob) -> str:
-        runs.append(job.id)
-        return "done"
-
-    errors: list[BaseException] = []
-    worker: QueueWorker | None = None
-    tap = _Tap(redis_url, script, lambda: worker and worker.stop_taking())
-    worker = QueueWorker(await tap.start(), queue_name, "bull", ONE_SLOT, handler)
-    worker.start(on_error=errors.append)
-    try:
-        await _until(lambda: _true(tap.cuts == 1), 10, f"the first {script}")
-        # The slot ends once it has dealt with the job the fetch brings.
-        assert await worker.close(5)
-    finally:
-        await worker.close(5)
-        await tap.close()
+    runs, errors, _outages = await _take_then_stop(redis_url, queue_name, script, {})
     returned = second if script == "moveToFinished-14" else first
     assert errors == [] and await _state_is(client, returned, "waiting")
     assert runs == ([first] if script == "moveToFinished-14" else [])
@@ -753,3 +778,44 @@ async def test_a_job_whose_fetch_is_under_way_when_taking_stops_goes_back_unstar
         await raw_redis.keys(f"bull:{queue_name}:*:lock"))
     assert await raw_redis.lrange(f"bull:{queue_name}:wait", 0, -1) == (
         [second] if script == "moveToFinished-14" else [second, first])
+
+
+@pytest.mark.parametrize("fault", ["outage", "lock lost"])
+async def test_a_job_that_cannot_go_back_is_reported_and_recovered_once_its_lock_expires(
+        redis_url: str, queue_name: str, client: QueueClient, raw_redis: Any,
+        fault: str) -> None:
+    job_id = await client.add("late", {}, JobOptions())
+    sync = redis.Redis.from_url(redis_url)
+    back = "moveJobFromActiveToWait-9"
+
+    def outage() -> bool:  # twice: the command connection sends an unanswered call once more
+        return True
+
+    def lose_lock() -> None:
+        sync.delete(f"bull:{queue_name}:{job_id}:lock")
+
+    short_lock = WorkerOptions(concurrency=1, lock_duration_ms=600, stalled_interval_ms=600)
+    runs, errors, outages = await _take_then_stop(
+        redis_url, queue_name, "moveToActive-11",
+        {back: outage if fault == "outage" else lose_lock}, short_lock)
+    sync.close()
+    assert runs == []
+    if fault == "outage":
+        assert errors == [] and [type(error).__name__ for error in outages] == ["ConnectionError"]
+    else:
+        assert [str(error) for error in errors] == [
+            f"Missing lock for job {job_id}. moveJobFromActiveToWait"] and outages == []
+    # Never lost: a peer's stalled check (or the return itself) puts it back; it runs once.
+    peer_runs: list[str] = []
+
+    async def peer_handler(job: ActiveJob) -> str:
+        peer_runs.append(job.id)
+        return "done"
+
+    peer = QueueWorker(redis_url, queue_name, "bull", short_lock, peer_handler)
+    peer.start(on_error=errors.append)
+    try:
+        await _until(lambda: _state_is(client, job_id, "completed"), 10, "the job")
+    finally:
+        await peer.close(5)
+    assert peer_runs == [job_id]
