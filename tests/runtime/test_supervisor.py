@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 
 from bullpen.adapter import JobOptions, QueueClient
+from bullpen.runtime.stop import STOP_SIGNALS
+from bullpen.runtime.supervisor import Supervisor
 from tests.helpers.processes import Proc, recorded_runs, start_worker
 
 JOB_S = 3.0  # longer than the test lock (WORKER_LOCK_DURATION_MS=2000)
@@ -142,3 +148,50 @@ async def test_children_drain_when_the_supervisor_is_killed(
     assert not alive
     record = await client.get_job(job_id)
     assert record is not None and record.state == "completed"
+
+
+def _one_change() -> Iterator[set[str]]:
+    """A file watch that sees one change, then none: the first child is replaced once."""
+    yield {"changed.py"}
+    while True:
+        time.sleep(0.05)
+        yield set()
+
+
+@pytest.mark.parametrize("moment", ["start", "reload"])
+def test_a_stop_request_that_lands_while_a_child_is_spawned_still_reaches_it(
+        moment: str) -> None:
+    # The handler signals the children in the list; one being spawned is not in it yet. Before,
+    # the supervisor then waited for that child forever (possibly why a `--dev` test once did not
+    # stop within 30 s of its Ctrl-C).
+    supervisor = Supervisor(1, None, watch=[Path(os.getcwd())] if moment == "reload" else None)
+    supervisor.command = [sys.executable, "-c", "import time; time.sleep(30)"]
+    spawn = supervisor._spawn
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    def spawn_as_the_request_lands() -> subprocess.Popen[bytes]:
+        child = spawn()
+        spawned.append(child)
+        if len(spawned) == (2 if moment == "reload" else 1):
+            supervisor._on_signal(signal.SIGTERM, None)
+        return child
+
+    supervisor._spawn = spawn_as_the_request_lands  # type: ignore[method-assign]
+    if moment == "reload":
+        supervisor._changes = _one_change  # type: ignore[method-assign]
+
+    def kill_all() -> None:
+        for child in spawned:
+            child.kill()
+
+    watchdog = threading.Timer(10, kill_all)
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    watchdog.start()
+    try:
+        assert supervisor.run() == 1  # the child ends by the SIGTERM it was sent
+    finally:
+        watchdog.cancel()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert len(spawned) == (2 if moment == "reload" else 1)
+    assert spawned[-1].returncode == -signal.SIGTERM  # not the watchdog's SIGKILL

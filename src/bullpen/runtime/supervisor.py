@@ -44,6 +44,7 @@ class Supervisor:
         self.children: list[subprocess.Popen[bytes]] = []
         self.requests = StopRequests()
         self._asked: set[int] = set()
+        self._stop_signal = signal.SIGTERM
 
     @property
     def stopping(self) -> bool:
@@ -61,6 +62,8 @@ class Supervisor:
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         request = self.requests.register()
+        if request == 1:
+            self._stop_signal = signal.Signals(signum)
         if request:
             self._signal_children(signum, force=request > 1)
 
@@ -75,6 +78,9 @@ class Supervisor:
         changes = self._changes()
         reported: set[int] = set()
         while not (self.stopping and all(child.poll() is not None for child in self.children)):
+            if self.stopping:
+                # A child spawned as the request came was not in the list the handler signalled.
+                self._signal_children(self._stop_signal)
             for index, child in enumerate(self.children):
                 code = child.poll()
                 if code is None or self.stopping or child.pid in reported:
