@@ -165,10 +165,19 @@ class Reconciler:
             options=options)
         try:
             await upsert(keep_next_ms=keep)
+            return
         except Exception:
             if keep is None:
                 raise
+        try:
             await upsert()  # a worker took the tick meanwhile: it runs; schedule the next one
+        except Exception:
+            if not schedule.pattern:
+                raise
+            # On a paused queue BullMQ cannot take back a tick promoted before it was due (it
+            # looks in the paused list, the tick is in wait), and the next fire after now is that
+            # tick's own id. The tick stays to run; the schedule goes on from the fire after it.
+            await upsert(keep_next_ms=cron.next_fire_ms(schedule.pattern, keep, schedule.tz))
 
     async def _pending_tick(self, schedule: ScheduledJob,
                             record: SchedulerRecord | None) -> int | None:
