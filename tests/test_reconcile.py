@@ -219,25 +219,27 @@ async def test_an_update_on_a_paused_queue_leaves_a_promoted_due_tick_and_schedu
     assert await _state(client, f"repeat:tick:{record.next_ms}") == "delayed"
 
 
+@pytest.mark.parametrize(("pattern", "tz", "step_ms"), [
+    ("0 * * * *", None, 3_600_000), ("0 3 * * *", "Asia/Kolkata", 86_400_000)])
 async def test_an_update_on_a_paused_queue_keeps_a_tick_promoted_before_it_was_due(
-        client: QueueClient) -> None:
+        client: QueueClient, pattern: str, tz: str | None, step_ms: int) -> None:
     # Paused, BullMQ finds the promoted tick in neither list it looks at, and a cron's next
     # fire after now is that tick's own instant: both upserts collided on its id, and the update
     # waited for a resume. The tick stays to run; the schedule goes on from the fire after it.
     # (An `every` scheduler's script steps past a taken slot by itself.)
-    hourly = _hourly()
-    await reconcile(client, [hourly], OPTIONS)
+    schedule = dataclasses.replace(_hourly(pattern=pattern), tz=tz)
+    await reconcile(client, [schedule], OPTIONS)
     record = await client.get_scheduler("cleanup-exports-hourly")
     assert record is not None and record.next_ms is not None and record.next_ms > now_ms()
     promoted = f"repeat:cleanup-exports-hourly:{record.next_ms}"
     await client.pause()
     await client.promote_job(promoted)
-    assert (await reconcile(client, [hourly], JobOptions(attempts=5))).updated == [
+    assert (await reconcile(client, [schedule], JobOptions(attempts=5))).updated == [
         "cleanup-exports-hourly"]
     assert await _state(client, promoted) == "waiting"
     updated = await client.get_scheduler("cleanup-exports-hourly")
     assert updated is not None and updated.raw_opts["attempts"] == 5
-    assert updated.next_ms == record.next_ms + 3_600_000
+    assert updated.next_ms == record.next_ms + step_ms  # the next fire in the schedule's zone
     assert await _state(client, f"repeat:cleanup-exports-hourly:{updated.next_ms}") == "delayed"
 
 
