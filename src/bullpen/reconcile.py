@@ -190,8 +190,8 @@ class Reconciler:
         if not same_timing and record.next_ms > now_ms():
             return None
         tick = await self.client.get_job(f"repeat:{schedule.name}:{record.next_ms}")
-        waiting = tick is not None and tick.state in ("delayed", "waiting", "prioritized",
-                                                      "paused")
+        # BullMQ reports a job in the paused list as "waiting".
+        waiting = tick is not None and tick.state in ("delayed", "waiting", "prioritized")
         return record.next_ms if waiting else None
 
 
