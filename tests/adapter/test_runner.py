@@ -752,10 +752,8 @@ async def _take_then_stop(redis_url: str, queue_name: str, script: str,
     worker.start(on_error=errors.append, on_connection=outages.append)
     try:
         await _until(lambda: _true(tap.called(script) >= 1), 10, f"the first {script}")
-        # The slot ends once it has dealt with the job the fetch brings.
-        await worker.close(5)
     finally:
-        await worker.close(5)
+        await worker.close(5)  # it waits for the slot, which deals with the fetch's job first
         await tap.close()
     return runs, errors, outages
 
