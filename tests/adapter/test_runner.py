@@ -8,7 +8,7 @@ import json
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from bullpen.adapter import (
     ActiveJob,
     JobOptions,
     Operation,
+    Processor,
     QueueClient,
     QueueWorker,
     WorkerOptions,
@@ -510,32 +511,28 @@ async def test_a_job_whose_options_are_not_an_object_fails_at_once_with_the_reas
     assert (job["atm"], job["failedReason"]) == ("1", reason)
 
 
-class _Cutter:
-    """A TCP proxy to the test Redis that drops the connections carrying the first two calls of
-    one script, before Redis sees them: an outage at exactly that step, then Redis answers
-    again. Two, because the command connection sends an unanswered command once more itself."""
+class _Tap:
+    """A TCP proxy to the test Redis that runs a hook as each call of a listed script goes to
+    Redis (the moment that call is under way); a hook that returns True cuts the connection
+    instead, before Redis sees the call: an outage at exactly that step."""
 
-    def __init__(self, redis_url: str, script: str, for_s: float = 0) -> None:
+    def __init__(self, redis_url: str, hooks: dict[str, Callable[[], bool | None]]) -> None:
         parts = urlsplit(redis_url)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
         self._path = parts.path
-        self._sha = port_script(script).sha.encode()
+        self._hooks = {port_script(name).sha.encode(): hook for name, hook in hooks.items()}
         self._server: asyncio.Server | None = None
-        self.cuts = 0
-        # With `for_s`, every call of the script is cut for that long after the first one.
-        self._for_s = for_s
-        self._until = 0.0
+        self.calls: Counter[bytes] = Counter()
+
+    def called(self, script: str) -> int:
+        return self.calls[port_script(script).sha.encode()]
 
     def _cuts(self, data: bytes) -> bool:
-        if self._sha not in data:
-            return False
-        if self._for_s:
-            self._until = self._until or time.monotonic() + self._for_s
-            cut = time.monotonic() < self._until
-        else:
-            cut = self.cuts < 2
-        self.cuts += cut
-        return cut
+        for sha, hook in self._hooks.items():
+            if sha in data:
+                self.calls[sha] += 1
+                return bool(hook())
+        return False
 
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -563,6 +560,48 @@ class _Cutter:
         await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
 
 
+class _Cutter(_Tap):
+    """A tap that cuts the first two calls of one script: an outage at exactly that step, then
+    Redis answers again. Two, because the command connection sends an unanswered command once
+    more itself. With `for_s`, every call of the script is cut for that long after the first."""
+
+    def __init__(self, redis_url: str, script: str, for_s: float = 0) -> None:
+        super().__init__(redis_url, {script: self._cut})
+        self.cuts = 0
+        self._for_s = for_s
+        self._until = 0.0
+
+    def _cut(self) -> bool:
+        if self._for_s:
+            self._until = self._until or time.monotonic() + self._for_s
+            cut = time.monotonic() < self._until
+        else:
+            cut = self.cuts < 2
+        self.cuts += cut
+        return cut
+
+
+async def _run_through(proxy: _Tap, queue_name: str, handler: Processor,
+                       until: Callable[[], Awaitable[Any]], what: str,
+                       options: WorkerOptions = ONE_SLOT, observer: _Observer | None = None,
+                       made: list[QueueWorker] | None = None,
+                       ) -> tuple[list[BaseException], list[BaseException | None]]:
+    """Run one worker connected through `proxy` until `until()` holds, then close both; the
+    errors and outages the worker reported. `made` receives the worker before it starts."""
+    errors: list[BaseException] = []
+    outages: list[BaseException | None] = []
+    worker = QueueWorker(await proxy.start(), queue_name, "bull", options, handler, observer)
+    if made is not None:
+        made.append(worker)
+    worker.start(on_error=errors.append, on_connection=outages.append)
+    try:
+        await _until(until, 10, what)
+    finally:
+        await worker.close(5)  # it waits for the slots, which deal with any job in hand first
+        await proxy.close()
+    return errors, outages
+
+
 async def test_a_tick_s_next_one_is_created_through_an_outage_at_that_moment(
         redis_url: str, queue_name: str, client: QueueClient, raw_redis: Any) -> None:
     await client.upsert_scheduler("each-minute", "tick", {}, pattern=None, every_ms=60_000,
@@ -575,15 +614,8 @@ async def test_a_tick_s_next_one_is_created_through_an_outage_at_that_moment(
     async def handler(job: ActiveJob) -> None:
         delayed.append(await raw_redis.zrange(f"bull:{queue_name}:delayed", 0, -1))
 
-    errors: list[BaseException] = []
-    outages: list[BaseException | None] = []
-    worker = QueueWorker(await cutter.start(), queue_name, "bull", ONE_SLOT, handler)
-    worker.start(on_error=errors.append, on_connection=outages.append)
-    try:
-        await _until(lambda: _state_is(client, tick, "completed"), 10, "the tick")
-    finally:
-        await worker.close(5)
-        await cutter.close()
+    errors, outages = await _run_through(
+        cutter, queue_name, handler, lambda: _state_is(client, tick, "completed"), "the tick")
     assert cutter.cuts == 2 and errors == [] and delayed == [[following]]
     assert [type(outage).__name__ for outage in outages] == ["ConnectionError", "NoneType"]
 
@@ -607,15 +639,8 @@ async def test_a_finish_cut_off_by_an_outage_is_sent_again_once_redis_answers(
 
     job_id = await client.add("cut", {}, JobOptions(
         attempts=2, backoff_delay_ms=1 if script == "moveToDelayed-11" else 0))
-    errors: list[BaseException] = []
-    outages: list[BaseException | None] = []
-    worker = QueueWorker(await cutter.start(), queue_name, "bull", ONE_SLOT, handler)
-    worker.start(on_error=errors.append, on_connection=outages.append)
-    try:
-        await _until(lambda: _state_is(client, job_id, "completed"), 10, "the job")
-    finally:
-        await worker.close(5)
-        await cutter.close()
+    errors, outages = await _run_through(
+        cutter, queue_name, handler, lambda: _state_is(client, job_id, "completed"), "the job")
     assert cutter.cuts == 2 and errors == []
     assert [type(outage).__name__ for outage in outages] == ["ConnectionError", "NoneType"]
     assert runs == [job_id] * (1 if script == "moveToFinished-14" else 2)
@@ -637,15 +662,10 @@ async def test_a_finish_cut_off_longer_than_the_lock_is_given_up_and_the_job_run
         return "done"
 
     job_id = await client.add("cut", {}, JobOptions())
-    errors: list[BaseException] = []
     observer = _Observer()
-    worker = QueueWorker(await cutter.start(), queue_name, "bull", options, handler, observer)
-    worker.start(on_error=errors.append)
-    try:
-        await _until(lambda: _state_is(client, job_id, "completed"), 10, "the job")
-    finally:
-        await worker.close(5)
-        await cutter.close()
+    errors, _outages = await _run_through(
+        cutter, queue_name, handler, lambda: _state_is(client, job_id, "completed"), "the job",
+        options, observer)
     assert errors == [] and len(runs) == 2
     assert runs[1] - runs[0] >= 0.3  # not before its lock expired
     done = ("handled", '"done"', None)
@@ -705,28 +725,6 @@ async def test_a_return_value_json_cannot_hold_fails_the_attempt_saying_what_to_
     assert json.loads(job["stacktrace"])[-1].endswith(f"TypeError: {job['failedReason']}")
 
 
-
-class _Tap(_Cutter):
-    """A TCP proxy to the test Redis that runs a hook as each call of a listed script goes to
-    Redis (the moment that call is under way); a hook that returns True cuts the connection
-    instead, an outage at that step."""
-
-    def __init__(self, redis_url: str, hooks: dict[str, Callable[[], bool | None]]) -> None:
-        super().__init__(redis_url, next(iter(hooks)))
-        self._hooks = {port_script(name).sha.encode(): hook for name, hook in hooks.items()}
-        self.calls: Counter[bytes] = Counter()
-
-    def called(self, script: str) -> int:
-        return self.calls[port_script(script).sha.encode()]
-
-    def _cuts(self, data: bytes) -> bool:
-        for sha, hook in self._hooks.items():
-            if sha in data:
-                self.calls[sha] += 1
-                return bool(hook())
-        return False
-
-
 async def _take_then_stop(redis_url: str, queue_name: str, script: str,
                           hooks: dict[str, Callable[[], bool | None]],
                           options: WorkerOptions = ONE_SLOT,
@@ -734,27 +732,21 @@ async def _take_then_stop(redis_url: str, queue_name: str, script: str,
     """Run a worker through a tap that stops its taking as the first `script` call goes out;
     the handler's runs, the errors and the outages it reported, once its slot has ended."""
     runs: list[str] = []
-    errors: list[BaseException] = []
-    outages: list[BaseException | None] = []
 
     async def handler(job: ActiveJob) -> str:
         runs.append(job.id)
         return "done"
 
-    worker: QueueWorker | None = None
+    made: list[QueueWorker] = []
 
     def stop() -> None:
-        if worker is not None and tap.called(script) == 1:
-            worker.stop_taking()
+        if tap.called(script) == 1:
+            made[0].stop_taking()
 
     tap = _Tap(redis_url, {script: stop, **hooks})
-    worker = QueueWorker(await tap.start(), queue_name, "bull", options, handler)
-    worker.start(on_error=errors.append, on_connection=outages.append)
-    try:
-        await _until(lambda: _true(tap.called(script) >= 1), 10, f"the first {script}")
-    finally:
-        await worker.close(5)  # it waits for the slot, which deals with the fetch's job first
-        await tap.close()
+    errors, outages = await _run_through(
+        tap, queue_name, handler, lambda: _true(tap.called(script) >= 1), f"the first {script}",
+        options, made=made)
     return runs, errors, outages
 
 
